@@ -1,0 +1,716 @@
+package resetguard_test
+
+// Integration suite: a real Caddy (in-process, through caddytest) with the
+// reset_guard module and the real Rego policy in testdata/caddy, in front
+// of a real HTTP backend on loopback, with audit records in a real file.
+// caddytest runs one Caddy per process on fixed ports (admin 2999, HTTP
+// 9080-9082), so every test that needs it lives in this file and shares
+// one server started by startGateway.
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/resetguard/caddy-resetguard"
+)
+
+const (
+	gatewayURL = "http://localhost:9080"
+	dryRunURL  = "http://localhost:9081"
+	deadURL    = "http://localhost:9082"
+)
+
+// received is one request as the backend saw it.
+type received struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// backend is the stand-in SuperOffice: it answers per the X-Backend-Mode
+// header, and remembers what it received and what it sent per X-Test-Case.
+type backend struct {
+	srv    *httptest.Server
+	entity []byte // testdata/entities/reset.json
+	xml    []byte // testdata/entities/reset.xml
+
+	mu   sync.Mutex
+	got  map[string][]received
+	sent map[string][]byte
+}
+
+var idInPath = regexp.MustCompile(`(?i)/chatsession/([0-9]+)/reset`)
+
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	tc := r.Header.Get("X-Test-Case")
+	b.mu.Lock()
+	b.got[tc] = append(b.got[tc], received{Method: r.Method, Path: r.URL.RawPath + "|" + r.URL.Path, Header: r.Header.Clone(), Body: body})
+	b.mu.Unlock()
+
+	id := "831"
+	if m := idInPath.FindStringSubmatch(r.URL.Path); m != nil {
+		id = m[1]
+	}
+	entity := bytes.Replace(b.entity, []byte(`"ChatSessionId": 427`), []byte(`"ChatSessionId": `+id), 1)
+	var out []byte
+	switch r.Header.Get("X-Backend-Mode") {
+	case "xml":
+		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+		out = bytes.Replace(b.xml, []byte("<ChatSessionId>427<"), []byte("<ChatSessionId>"+id+"<"), 1)
+	case "gzip":
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(entity)
+		_ = zw.Close()
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Encoding", "gzip")
+		out = buf.Bytes()
+	case "500":
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		out = []byte(`{"Error": true, "ErrorType": "SoServerException", "ErrorMessage": "boom", "ErrorSource": "test"}`)
+		b.record(tc, out)
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write(out)
+		return
+	case "large":
+		// A valid entity padded past the guard's 1 MiB hold.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		pad := strings.Repeat(" ", 2<<20)
+		out = append(append([]byte{}, entity[:len(entity)-1]...), []byte(pad+"}")...)
+	case "null":
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		out = []byte("null")
+	default:
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		out = entity
+	}
+	b.record(tc, out)
+	_, _ = w.Write(out)
+}
+
+func (b *backend) record(tc string, out []byte) {
+	b.mu.Lock()
+	b.sent[tc] = out
+	b.mu.Unlock()
+}
+
+func (b *backend) requests(tc string) []received {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.got[tc]
+}
+
+func (b *backend) sentBody(tc string) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sent[tc]
+}
+
+// gateway is the running Caddy and what it writes.
+type gateway struct {
+	backend   *backend
+	auditPath string
+
+	mu     sync.Mutex
+	offset int64
+}
+
+var (
+	gatewayOnce sync.Once
+	theGateway  *gateway
+)
+
+// startGateway starts the shared Caddy once per test binary.
+func startGateway(t *testing.T) *gateway {
+	t.Helper()
+	gatewayOnce.Do(func() {
+		entity, err := os.ReadFile("testdata/entities/reset.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		xmlEntity, err := os.ReadFile("testdata/entities/reset.xml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		be := &backend{entity: entity, xml: xmlEntity, got: map[string][]received{}, sent: map[string][]byte{}}
+		be.srv = httptest.NewServer(be)
+
+		// A loopback port with nothing listening, for "upstream unreachable".
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := l.Addr().String()
+		_ = l.Close()
+
+		dir, err := os.MkdirTemp("", "resetguard-it-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		auditPath := filepath.Join(dir, "audit.log")
+		policyDir, err := filepath.Abs("testdata/caddy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		upstream := strings.TrimPrefix(be.srv.URL, "http://")
+		guard := func(extra string) string {
+			return fmt.Sprintf(`reset_guard {
+		policy %s {
+			query data.resetguard.test.decision
+			timeout 2s
+		}
+		fingerprint_key integration-test-key
+		%s
+	}`, policyDir, extra)
+		}
+		config := fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	auto_https off
+	log resetguard_audit {
+		output file %s
+		format json
+		include http.handlers.reset_guard.audit
+	}
+}
+http://localhost:9080 {
+	%s
+	reverse_proxy %s
+}
+http://localhost:9081 {
+	%s
+	reverse_proxy %s
+}
+http://localhost:9082 {
+	%s
+	reverse_proxy %s
+}
+`, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead)
+		tester := caddytest.NewTester(t)
+		tester.InitServer(config, "caddyfile")
+		if t.Failed() {
+			t.Fatal("gateway did not start")
+		}
+		theGateway = &gateway{backend: be, auditPath: auditPath}
+	})
+	if theGateway == nil {
+		t.Fatal("gateway failed to start in an earlier test")
+	}
+	return theGateway
+}
+
+// client sends requests without transparent decompression, so the test
+// sees the exact bytes the gateway sends.
+var client = &http.Client{
+	Transport: &http.Transport{DisableCompression: true, Proxy: nil},
+	Timeout:   10 * time.Second,
+}
+
+// newAuditLines returns the audit records written since the last call.
+func (g *gateway) newAuditLines(t *testing.T) []map[string]any {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f, err := os.Open(g.auditPath)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(g.offset, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.offset += int64(len(data))
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("audit line is not JSON: %v: %s", err, sc.Text())
+		}
+		m["_raw"] = sc.Text()
+		out = append(out, m)
+	}
+	return out
+}
+
+// field walks a dotted path through a decoded record.
+func field(m map[string]any, path string) any {
+	var cur any = m
+	for _, p := range strings.Split(path, ".") {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = obj[p]
+	}
+	return cur
+}
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+// secrets are credential values and personal data the suite sends or the
+// backend returns; none may appear in an audit record.
+var secrets = []string{
+	base64.StdEncoding.EncodeToString([]byte("bot:hunter2")),
+	"hunter2",
+	"7T:dGlja2V0LXNlY3JldA==",
+	"8A:Cust12345.c2VjcmV0LXRva2Vu",
+	"xsrf-value-0001",
+	"app-token-secret",
+}
+
+// fixtureSecrets are the values of fields the audit must leave out.
+func fixtureSecrets(t *testing.T) []string {
+	t.Helper()
+	var e map[string]any
+	data, err := os.ReadFile("testdata/entities/reset.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &e); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range []string{"SessionKey", "FirstMessage", "LastMessage", "CustomerName", "CustomerEmail", "CustomerPhone", "CustomerHost", "CustomerAlias", "CustomerCompanyName"} {
+		s, ok := e[k].(string)
+		if !ok || s == "" {
+			t.Fatalf("fixture field %s must be a non-empty string for the redaction check", k)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+type itCase struct {
+	name    string
+	base    string
+	method  string
+	path    string
+	headers map[string]string
+	body    string
+
+	wantStatus    int
+	wantForwarded bool
+	// wantAudit: nil means "no audit record"; otherwise dotted-path
+	// fields and their expected values.
+	wantAudit map[string]any
+	// wantHeaders on the client response.
+	wantHeaders map[string]string
+	// wantReason is the first reason in the guard's JSON error body.
+	wantReason string
+	// check runs extra assertions.
+	check func(t *testing.T, resp *http.Response, body []byte, rec map[string]any, got []received)
+}
+
+func TestIntegration(t *testing.T) {
+	g := startGateway(t)
+	piiValues := fixtureSecrets(t)
+	g.newAuditLines(t) // discard anything from start-up
+
+	allowed := func(id float64, scheme string) map[string]any {
+		return map[string]any{
+			"schema":                          "resetguard.audit/v1",
+			"event.type":                      []any{"allowed"},
+			"event.outcome":                   "success",
+			"http.response.status_code":       float64(200),
+			"resetguard.session_id":           id,
+			"resetguard.credential.scheme":    scheme,
+			"resetguard.decision.allow":       true,
+			"resetguard.upstream.status":      float64(200),
+			"resetguard.upstream.entity_read": true,
+			"resetguard.chat_session.id":      id,
+		}
+	}
+	denied := func(status float64, reason string) map[string]any {
+		return map[string]any{
+			"event.type":                []any{"denied"},
+			"event.outcome":             "failure",
+			"event.reason":              reason,
+			"http.response.status_code": status,
+		}
+	}
+	withField := func(m map[string]any, kv ...any) map[string]any {
+		out := map[string]any{}
+		for k, v := range m {
+			out[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out[kv[i].(string)] = kv[i+1]
+		}
+		return out
+	}
+	rest := "/api/v1/ChatSession/427/Reset"
+	botAuth := map[string]string{"Authorization": basic("bot", "hunter2")}
+
+	cases := []itCase{
+		{
+			name: "allowed via basic", method: "POST", path: rest, headers: botAuth,
+			wantStatus: 200, wantForwarded: true,
+			wantAudit: withField(allowed(427, "basic"), "user.name", "bot", "resetguard.chat_session.status", "InQueue",
+				"resetguard.chat_session.user_associate_id", float64(9), "url.path", rest),
+			check: func(t *testing.T, _ *http.Response, _ []byte, rec map[string]any, got []received) {
+				if h := got[0].Header.Get("X-ResetGuard-Decision"); h != "allow" {
+					t.Errorf("policy header on upstream request = %q, want allow", h)
+				}
+				if h := got[0].Header.Get("Authorization"); h != botAuth["Authorization"] {
+					t.Errorf("credential not forwarded unchanged: %q", h)
+				}
+				fp, _ := field(rec, "resetguard.credential.fingerprint").(string)
+				if len(fp) != 32 {
+					t.Errorf("fingerprint %q: want 32 hex chars", fp)
+				}
+			},
+		},
+		{
+			name: "policy header from the client is replaced", method: "POST", path: rest,
+			headers:    map[string]string{"Authorization": basic("bot", "hunter2"), "X-ResetGuard-Decision": "forged"},
+			wantStatus: 200, wantForwarded: true, wantAudit: allowed(427, "basic"),
+			check: func(t *testing.T, _ *http.Response, _ []byte, _ map[string]any, got []received) {
+				if vs := got[0].Header.Values("X-ResetGuard-Decision"); len(vs) != 1 || vs[0] != "allow" {
+					t.Errorf("upstream X-ResetGuard-Decision = %q, want only the policy's value", vs)
+				}
+			},
+		},
+		{
+			name: "allowed via SoTicket (scheme upper case)", method: "POST", path: rest,
+			headers:    map[string]string{"Authorization": "SOTICKET 7T:dGlja2V0LXNlY3JldA==", "SO-AppToken": "app-token-secret"},
+			wantStatus: 200, wantForwarded: true, wantAudit: allowed(427, "soticket"),
+		},
+		{
+			name: "allowed via Online bearer token in its tenant", method: "POST", path: "/Cust12345/api/v1/ChatSession/427/Reset",
+			headers:    map[string]string{"Authorization": "Bearer 8A:Cust12345.c2VjcmV0LXRva2Vu"},
+			wantStatus: 200, wantForwarded: true, wantAudit: withField(allowed(427, "bearer"), "user.domain", "Cust12345"),
+		},
+		{
+			name: "allowed via XSRF header and cookie", method: "POST", path: rest,
+			headers:    map[string]string{"X-XSRF-TOKEN": "xsrf-value-0001", "Cookie": "XSRF-TOKEN=xsrf-value-0001; other=1"},
+			wantStatus: 200, wantForwarded: true, wantAudit: allowed(427, "xsrf"),
+		},
+		{
+			name: "denied by policy", method: "POST", path: rest,
+			headers:    map[string]string{"Authorization": basic("mallory", "hunter2")},
+			wantStatus: 403, wantReason: "mallory_refused", wantHeaders: map[string]string{"X-Denied-By": "policy"},
+			wantAudit: withField(denied(403, "mallory_refused"), "resetguard.decision.allow", false,
+				"resetguard.decision.reasons", []any{"mallory_refused"}, "user.name", "mallory"),
+		},
+		{
+			name: "policy chooses the deny status", method: "POST", path: "/api/v1/ChatSession/666/Reset", headers: botAuth,
+			wantStatus: 423, wantReason: "session_locked", wantAudit: denied(423, "session_locked"),
+		},
+		{
+			name: "policy evaluation error fails closed", method: "POST", path: "/api/v1/ChatSession/13/Reset", headers: botAuth,
+			wantStatus: 503, wantReason: "policy_error",
+			wantAudit: withField(denied(503, "policy_error"), "resetguard.decision.allow", false),
+		},
+		{
+			name: "no credentials", method: "POST", path: rest,
+			wantStatus: 401, wantReason: "missing_credentials", wantAudit: denied(401, "missing_credentials"),
+			check: func(t *testing.T, resp *http.Response, _ []byte, _ map[string]any, _ []received) {
+				if got := resp.Header.Values("WWW-Authenticate"); len(got) != 3 {
+					t.Errorf("WWW-Authenticate = %q, want Basic, SoTicket and Bearer challenges", got)
+				}
+			},
+		},
+		{
+			name: "XSRF header does not match cookie", method: "POST", path: rest,
+			headers:    map[string]string{"X-XSRF-TOKEN": "xsrf-value-0001", "Cookie": "XSRF-TOKEN=other-value"},
+			wantStatus: 401, wantReason: "xsrf_mismatch", wantAudit: denied(401, "xsrf_mismatch"),
+		},
+		{
+			name: "Online token for another tenant", method: "POST", path: "/Cust99999/api/v1/ChatSession/427/Reset",
+			headers:    map[string]string{"Authorization": "Bearer 8A:Cust12345.c2VjcmV0LXRva2Vu"},
+			wantStatus: 401, wantReason: "tenant_mismatch", wantAudit: denied(401, "tenant_mismatch"),
+			check: func(t *testing.T, resp *http.Response, _ []byte, _ map[string]any, _ []received) {
+				if !strings.Contains(strings.Join(resp.Header.Values("WWW-Authenticate"), "|"), `error="invalid_token"`) {
+					t.Errorf("WWW-Authenticate lacks invalid_token: %q", resp.Header.Values("WWW-Authenticate"))
+				}
+			},
+		},
+		{
+			name: "id not a number", method: "POST", path: "/api/v1/ChatSession/abc/Reset", headers: botAuth,
+			wantStatus: 400, wantReason: "bad_session_id", wantAudit: denied(400, "bad_session_id"),
+		},
+		{
+			name: "id zero", method: "POST", path: "/api/v1/ChatSession/0/Reset", headers: botAuth,
+			wantStatus: 400, wantReason: "bad_session_id", wantAudit: denied(400, "bad_session_id"),
+		},
+		{
+			name: "id past int32", method: "POST", path: "/api/v1/ChatSession/2147483648/Reset", headers: botAuth,
+			wantStatus: 400, wantReason: "bad_session_id", wantAudit: denied(400, "bad_session_id"),
+		},
+		{
+			name: "wrong method GET", method: "GET", path: rest, headers: botAuth,
+			wantStatus: 405, wantReason: "method_not_allowed", wantHeaders: map[string]string{"Allow": "POST"},
+			wantAudit: withField(denied(405, "method_not_allowed"), "http.request.method", "GET"),
+		},
+		{
+			name: "wrong method PUT", method: "PUT", path: rest, headers: botAuth,
+			wantStatus: 405, wantReason: "method_not_allowed", wantAudit: denied(405, "method_not_allowed"),
+		},
+		{
+			name: "method override header", method: "POST", path: rest,
+			headers:    map[string]string{"Authorization": basic("bot", "hunter2"), "X-HTTP-Method-Override": "GET"},
+			wantStatus: 400, wantReason: "method_override_refused", wantAudit: denied(400, "method_override_refused"),
+		},
+		{
+			name: "Agents route with JSON body", method: "POST", path: "/api/v1/Agents/Chat/ResetChatSession",
+			headers: map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/json"},
+			body:    `{"ChatSessionId": 831}`, wantStatus: 200, wantForwarded: true,
+			wantAudit: withField(allowed(831, "basic"), "resetguard.route", "agents"),
+			check: func(t *testing.T, _ *http.Response, _ []byte, _ map[string]any, got []received) {
+				if string(got[0].Body) != `{"ChatSessionId": 831}` {
+					t.Errorf("backend got body %q, want the client's body unchanged", got[0].Body)
+				}
+			},
+		},
+		{
+			name: "Agents route with form body", method: "POST", path: "/SuperOffice/api/v1/agents/chat/resetchatsession",
+			headers: map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/x-www-form-urlencoded"},
+			body:    "ChatSessionId=831", wantStatus: 200, wantForwarded: true,
+			wantAudit: withField(allowed(831, "basic"), "resetguard.route", "agents"),
+			check: func(t *testing.T, _ *http.Response, _ []byte, _ map[string]any, got []received) {
+				if string(got[0].Body) != "ChatSessionId=831" {
+					t.Errorf("backend got body %q", got[0].Body)
+				}
+			},
+		},
+		{
+			name: "Agents route with XML body", method: "POST", path: "/api/v1/Agents/Chat/ResetChatSession",
+			headers:    map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/xml"},
+			body:       `<ResetChatSession xmlns="http://www.superoffice.net/ws/crm/NetServer/Services88"><ChatSessionId>831</ChatSessionId></ResetChatSession>`,
+			wantStatus: 200, wantForwarded: true, wantAudit: withField(allowed(831, "basic"), "resetguard.route", "agents"),
+		},
+		{
+			name: "Agents route without an id", method: "POST", path: "/api/v1/Agents/Chat/ResetChatSession",
+			headers: map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/json"},
+			body:    `{"Other": 1}`, wantStatus: 400, wantReason: "bad_session_id", wantAudit: denied(400, "bad_session_id"),
+		},
+		{
+			name: "Agents route body too large", method: "POST", path: "/api/v1/Agents/Chat/ResetChatSession",
+			headers:    map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/json"},
+			body:       `{"ChatSessionId": 831, "pad": "` + strings.Repeat("x", 70<<10) + `"}`,
+			wantStatus: 413, wantReason: "request_body_too_large", wantAudit: denied(413, "request_body_too_large"),
+		},
+		{
+			name: "Agents route answers null", method: "POST", path: "/api/v1/Agents/Chat/ResetChatSession",
+			headers: map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/json", "X-Backend-Mode": "null"},
+			body:    `{"ChatSessionId": 831}`, wantStatus: 200, wantForwarded: true,
+			wantAudit: map[string]any{"event.type": []any{"allowed"}, "event.outcome": "failure", "event.reason": "upstream_no_entity",
+				"resetguard.upstream.entity_read": false},
+		},
+		{
+			name: "XML response", method: "POST", path: "/api/v1/ChatSession/428/Reset",
+			headers:    map[string]string{"Authorization": basic("bot", "hunter2"), "Accept": "application/xml", "X-Backend-Mode": "xml"},
+			wantStatus: 200, wantForwarded: true,
+			wantAudit: withField(allowed(428, "basic"), "resetguard.upstream.content_type", "application/xml; charset=utf-8"),
+		},
+		{
+			name: "gzip response reaches the client as gzip", method: "POST", path: "/api/v1/ChatSession/429/Reset",
+			headers:    map[string]string{"Authorization": basic("bot", "hunter2"), "Accept-Encoding": "gzip", "X-Backend-Mode": "gzip"},
+			wantStatus: 200, wantForwarded: true, wantAudit: allowed(429, "basic"),
+			wantHeaders: map[string]string{"Content-Encoding": "gzip"},
+		},
+		{
+			name: "upstream 500", method: "POST", path: rest,
+			headers:    map[string]string{"Authorization": basic("bot", "hunter2"), "X-Backend-Mode": "500"},
+			wantStatus: 500, wantForwarded: true,
+			wantAudit: map[string]any{"event.type": []any{"allowed"}, "event.outcome": "failure", "event.reason": "upstream_status",
+				"resetguard.upstream.status": float64(500), "http.response.status_code": float64(500)},
+		},
+		{
+			name: "upstream unreachable", base: deadURL, method: "POST", path: rest, headers: botAuth,
+			wantStatus: 502, wantReason: "upstream_error",
+			wantAudit: map[string]any{"event.type": []any{"allowed"}, "event.outcome": "failure", "event.reason": "upstream_error",
+				"http.response.status_code": float64(502), "resetguard.upstream.error": "upstream unreachable or failed"},
+		},
+		{
+			name: "response larger than the hold streams through", method: "POST", path: rest,
+			headers:    map[string]string{"Authorization": basic("bot", "hunter2"), "X-Backend-Mode": "large"},
+			wantStatus: 200, wantForwarded: true,
+			wantAudit: map[string]any{"event.outcome": "unknown", "event.reason": "entity_not_read",
+				"resetguard.upstream.entity_read": false, "http.response.status_code": float64(200)},
+		},
+		{
+			name: "dry run forwards a denied call and records the decision", base: dryRunURL, method: "POST", path: rest,
+			headers:    map[string]string{"Authorization": basic("mallory", "hunter2")},
+			wantStatus: 200, wantForwarded: true,
+			wantAudit: map[string]any{"event.type": []any{"allowed"}, "event.outcome": "success",
+				"resetguard.decision.allow": false, "resetguard.decision.dry_run": true,
+				"resetguard.decision.reasons": []any{"mallory_refused"}},
+		},
+		{
+			name: "non-reset GET passes untouched", method: "GET", path: "/api/v1/ChatSession/427",
+			headers:    map[string]string{"Authorization": "SoTicket 7T:dGlja2V0LXNlY3JldA==", "X-ResetGuard-Decision": "client-value"},
+			wantStatus: 200, wantForwarded: true, wantAudit: nil,
+			check: func(t *testing.T, _ *http.Response, _ []byte, _ map[string]any, got []received) {
+				if h := got[0].Header.Get("X-ResetGuard-Decision"); h != "client-value" {
+					t.Errorf("pass-through request header changed: %q", h)
+				}
+			},
+		},
+		{
+			name: "non-reset Pickup passes untouched", method: "POST", path: "/api/v1/ChatSession/427/Pickup",
+			wantStatus: 200, wantForwarded: true, wantAudit: nil,
+		},
+	}
+	// Spellings of the REST route: each must be guarded (401 without
+	// credentials) and never reach the backend.
+	for _, p := range []string{
+		"/api/v1/chatsession/427/reset",
+		"/API/V1/CHATSESSION/427/RESET",
+		"/SuperOffice/api/v1/ChatSession/427/Reset",
+		"/Cust12345/api/v1/ChatSession/427/Reset/",
+		"/api//v1/ChatSession//427/Reset",
+		"/api/v1/ChatSession/427/./Reset",
+		"/api/v1/x/../ChatSession/427/Reset",
+		"/api/v1/ChatSession/427/%52eset",
+		"/api/v1/ChatSession%2F427%2FReset",
+		"/api/v1/ChatSession%252F427%252FReset",
+		"/api/v1/ChatSession/427/Reset;jsessionid=1",
+		"/api/v1/ChatSession/427/Reset.",
+		"/api/v1/ChatSession/427/Reset?$select=x",
+	} {
+		cases = append(cases, itCase{
+			name: "spelling " + p, method: "POST", path: p,
+			wantStatus: 401, wantReason: "missing_credentials", wantAudit: denied(401, "missing_credentials"),
+		})
+	}
+
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			caseID := "case-" + strconv.Itoa(i)
+			base := tc.base
+			if base == "" {
+				base = gatewayURL
+			}
+			req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.body == "" {
+				req.Body = http.NoBody
+				req.ContentLength = 0
+			}
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			req.Header.Set("X-Test-Case", caseID)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			records := g.newAuditLines(t)
+
+			if resp.StatusCode != tc.wantStatus {
+				t.Errorf("status = %d, want %d; body %.300s", resp.StatusCode, tc.wantStatus, body)
+			}
+			got := g.backend.requests(caseID)
+			if tc.wantForwarded && len(got) != 1 {
+				t.Fatalf("backend received %d requests, want 1", len(got))
+			}
+			if !tc.wantForwarded && len(got) != 0 {
+				t.Fatalf("backend received %d requests, want none: %+v", len(got), got)
+			}
+			if tc.wantForwarded {
+				if sent := g.backend.sentBody(caseID); !bytes.Equal(body, sent) {
+					t.Errorf("client body (%d bytes) differs from the backend's (%d bytes)", len(body), len(sent))
+				}
+			}
+			if tc.wantReason != "" {
+				var eb struct {
+					Status    int      `json:"status"`
+					Reasons   []string `json:"reasons"`
+					RequestID string   `json:"request_id"`
+				}
+				if err := json.Unmarshal(body, &eb); err != nil {
+					t.Fatalf("guard error body is not JSON: %v: %s", err, body)
+				}
+				if eb.Status != tc.wantStatus || len(eb.Reasons) == 0 || eb.Reasons[0] != tc.wantReason || eb.RequestID == "" {
+					t.Errorf("error body = %+v, want status %d reason %s and a request id", eb, tc.wantStatus, tc.wantReason)
+				}
+				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+					t.Errorf("error Content-Type = %q", ct)
+				}
+			}
+			for k, v := range tc.wantHeaders {
+				if resp.Header.Get(k) != v {
+					t.Errorf("response header %s = %q, want %q", k, resp.Header.Get(k), v)
+				}
+			}
+
+			if tc.wantAudit == nil {
+				if len(records) != 0 {
+					t.Fatalf("pass-through wrote %d audit records: %v", len(records), records[0]["_raw"])
+				}
+			} else {
+				if len(records) != 1 {
+					t.Fatalf("audit records = %d, want exactly 1", len(records))
+				}
+				rec := records[0]
+				for path, want := range tc.wantAudit {
+					if g := field(rec, path); fmt.Sprint(g) != fmt.Sprint(want) {
+						t.Errorf("audit %s = %v, want %v\nrecord: %s", path, g, want, rec["_raw"])
+					}
+				}
+				if field(rec, "http.request.id") == nil || field(rec, "event.id") != field(rec, "http.request.id") {
+					t.Errorf("audit request/event id missing: %s", rec["_raw"])
+				}
+				raw := rec["_raw"].(string)
+				for _, s := range append(append([]string{}, secrets...), piiValues...) {
+					if strings.Contains(raw, s) {
+						t.Errorf("audit record leaks %q: %s", s, raw)
+					}
+				}
+				for _, key := range []string{"SessionKey", "session_key", "customer_", "first_message", "last_message"} {
+					if strings.Contains(raw, key) {
+						t.Errorf("audit record holds field %q: %s", key, raw)
+					}
+				}
+				if tc.check != nil {
+					tc.check(t, resp, body, rec, got)
+				}
+				return
+			}
+			if tc.check != nil {
+				tc.check(t, resp, body, nil, got)
+			}
+		})
+	}
+}

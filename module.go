@@ -1,0 +1,546 @@
+// Package resetguard is a Caddy HTTP handler that guards SuperOffice's
+// chat-session Reset call (a bot handing a chat to a human): it recognises
+// every route to Reset, checks the caller's credential, asks an OPA policy,
+// forwards allowed calls to the next handler (reverse_proxy) and writes one
+// audit record per guarded request from the ChatSessionEntity returned.
+package resetguard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/resetguard/caddy-resetguard/audit"
+	"github.com/resetguard/caddy-resetguard/credential"
+	"github.com/resetguard/caddy-resetguard/policy"
+)
+
+// Defaults for the size bounds.
+const (
+	DefaultMaxRequestBody  = 64 << 10
+	DefaultMaxResponseBody = 1 << 20
+	// action is the policy input's and audit record's action name.
+	action = "chat_session.reset"
+)
+
+// DefaultInputHeaders are the request headers copied into the policy
+// input when the config names none. It is an allow-list: a deny-list would
+// leak any secret header nobody thought of.
+var DefaultInputHeaders = []string{"User-Agent", "Accept", "Content-Type", "X-Request-Id", "X-Forwarded-For"}
+
+// secretHeaders may never be copied into policy input.
+var secretHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Xsrf-Token", "So-Apptoken"}
+
+// secretQueryKeys are query parameters dropped from the policy input
+// because clients have been known to put credentials there.
+var secretQueryKeys = []string{"access_token", "id_token", "token", "ticket", "xsrf-token", "xsrf_token", "so-apptoken", "apptoken", "password", "sessionkey", "api_key", "apikey"}
+
+// methodOverrideHeaders let a client ask a framework to treat a request
+// as another method; on a reset route they are refused, not interpreted.
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// Handler guards chat-session resets. Its JSON config is the module
+// http.handlers.reset_guard.
+type Handler struct {
+	// Policy configures the OPA policy that decides each reset.
+	Policy PolicyConfig `json:"policy"`
+
+	// Schemes lists the accepted credential schemes: any of "basic",
+	// "soticket", "bearer", "xsrf". Default: all four.
+	Schemes []string `json:"schemes,omitempty"`
+
+	// Realm is the realm named in WWW-Authenticate challenges. Default
+	// "SuperOffice".
+	Realm string `json:"realm,omitempty"`
+
+	// FingerprintKey keys the HMAC-SHA256 credential fingerprints in
+	// policy input and audit records. Placeholders such as {env.KEY} are
+	// replaced at provision time. Default: a random key per process, so
+	// fingerprints correlate calls within one process only.
+	FingerprintKey string `json:"fingerprint_key,omitempty"`
+
+	// InputHeaders are the request headers copied into the policy input's
+	// request.headers (lower-cased names). Credential-bearing headers are
+	// refused here. Default: User-Agent, Accept, Content-Type,
+	// X-Request-Id, X-Forwarded-For.
+	InputHeaders []string `json:"input_headers,omitempty"`
+
+	// MaxRequestBody bounds the body read from an Agents
+	// ResetChatSession request to find the session id; larger bodies get
+	// 413. Default 64 KiB.
+	MaxRequestBody int64 `json:"max_request_body,omitempty"`
+
+	// MaxResponseBody bounds the upstream response held back for the
+	// audit record; larger bodies stream through and the record says the
+	// entity was not read. Default 1 MiB.
+	MaxResponseBody int64 `json:"max_response_body,omitempty"`
+
+	schemes     []credential.Scheme
+	fingerprint *credential.Fingerprinter
+	engine      *policy.Engine
+	sink        *audit.Sink
+	logger      *zap.Logger
+}
+
+// PolicyConfig is the policy part of the config.
+type PolicyConfig struct {
+	// Paths are Rego files, JSON/YAML data files or directories of them
+	// (recursive; *_test.rego files are skipped). Required.
+	Paths []string `json:"paths,omitempty"`
+
+	// Query is the decision query. Its value must be a boolean or an
+	// object {"allow": bool, "reasons": [..], "status": int, "headers":
+	// {..}}. Default "data.resetguard.allow".
+	Query string `json:"query,omitempty"`
+
+	// Timeout bounds one evaluation; past it the request is denied with
+	// ErrorStatus. Default 100ms.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// ErrorStatus is the status sent when the policy cannot decide
+	// (evaluation error or timeout). Default 503.
+	ErrorStatus int `json:"error_status,omitempty"`
+
+	// DryRun evaluates and audits every decision but forwards the
+	// request whatever it says: for trying a new policy on live traffic.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (*Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.reset_guard",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision prepares the policy and the credential settings once, so that
+// a request pays only for evaluation.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.sink = audit.NewSink(h.logger.Named("audit"))
+
+	if len(h.Schemes) == 0 {
+		h.Schemes = []string{"basic", "soticket", "bearer", "xsrf"}
+	}
+	h.schemes = h.schemes[:0]
+	for _, s := range h.Schemes {
+		sc, err := credential.ParseScheme(s)
+		if err != nil {
+			return fmt.Errorf("reset_guard: schemes: %w", err)
+		}
+		h.schemes = append(h.schemes, sc)
+	}
+	if h.Realm == "" {
+		h.Realm = "SuperOffice"
+	}
+	if len(h.InputHeaders) == 0 {
+		h.InputHeaders = DefaultInputHeaders
+	}
+	if h.MaxRequestBody <= 0 {
+		h.MaxRequestBody = DefaultMaxRequestBody
+	}
+	if h.MaxResponseBody <= 0 {
+		h.MaxResponseBody = DefaultMaxResponseBody
+	}
+	if h.Policy.ErrorStatus == 0 {
+		h.Policy.ErrorStatus = http.StatusServiceUnavailable
+	}
+	key := caddy.NewReplacer().ReplaceKnown(h.FingerprintKey, "")
+	h.fingerprint = credential.NewFingerprinter([]byte(key))
+
+	engine, err := policy.New(ctx, policy.Config{
+		Paths:   h.Policy.Paths,
+		Query:   h.Policy.Query,
+		Timeout: time.Duration(h.Policy.Timeout),
+	})
+	if err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
+	h.engine = engine
+	h.logger.Info("policy prepared",
+		zap.String("query", engine.Query()),
+		zap.String("policy_revision", engine.Revision()),
+		zap.Bool("dry_run", h.Policy.DryRun))
+	return nil
+}
+
+// Validate refuses configs that would leak secrets or can never work.
+func (h *Handler) Validate() error {
+	for _, name := range h.InputHeaders {
+		for _, s := range secretHeaders {
+			if strings.EqualFold(name, s) {
+				return fmt.Errorf("reset_guard: input_headers: %s carries a credential and may not reach the policy", name)
+			}
+		}
+	}
+	if s := h.Policy.ErrorStatus; s < 500 || s > 599 {
+		return fmt.Errorf("reset_guard: policy error_status %d: must be a 5xx status, a policy failure is not the client's fault", s)
+	}
+	return nil
+}
+
+// ServeHTTP passes every request that cannot reach Reset straight on, and
+// guards the rest.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	t := classify(r.URL.EscapedPath())
+	if t.route == RouteNone {
+		return next.ServeHTTP(w, r)
+	}
+	return h.guard(w, r, next, t)
+}
+
+// exchange is one guarded request on its way through the steps.
+type exchange struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	t       target
+	rec     *audit.Record
+	start   time.Time
+	audited bool
+}
+
+// guard runs steps 2 to 8 of DESIGN.md §1 for a request classified as a
+// reset.
+func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, t target) error {
+	x := &exchange{w: w, r: r, t: t, start: time.Now()}
+	x.rec = &audit.Record{
+		Timestamp: x.start,
+		Action:    action,
+		Route:     string(t.route),
+		Method:    r.Method,
+		Path:      r.URL.EscapedPath(),
+		SourceIP:  clientIP(r),
+		RequestID: requestID(r),
+	}
+	x.rec.EventID = x.rec.RequestID
+	x.rec.UserDomain = t.tenant
+	defer func() {
+		// A panic further down must not leave the attempt unaudited;
+		// Caddy's server turns the re-panic into a 500.
+		if p := recover(); p != nil {
+			if !x.audited {
+				x.rec.Status = http.StatusInternalServerError
+				h.emit(x, audit.OutcomeFailure, "panic")
+			}
+			panic(p)
+		}
+	}()
+
+	// Step 1 (method): only POST reaches Reset.
+	for _, name := range methodOverrideHeaders {
+		if _, ok := r.Header[name]; ok {
+			return h.refuse(x, http.StatusBadRequest, "method_override_refused", "method override headers are not accepted on a reset route")
+		}
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return h.refuse(x, http.StatusMethodNotAllowed, "method_not_allowed", "a chat-session reset must be a POST")
+	}
+
+	// Step 2: session id.
+	if status, reason, msg := h.readSessionID(x); status != 0 {
+		return h.refuse(x, status, reason, msg)
+	}
+
+	// Step 3: credential.
+	cred, err := credential.Parse(r, credential.Options{Schemes: h.schemes}, t.tenant)
+	if err != nil {
+		f, _ := credential.AsFailure(err)
+		for _, c := range credential.Challenges(credential.Options{Schemes: h.schemes}, h.Realm, f) {
+			w.Header().Add("WWW-Authenticate", c)
+		}
+		reason := "unauthenticated"
+		if f != nil {
+			reason = f.Reason
+		}
+		return h.refuse(x, http.StatusUnauthorized, reason, "valid credentials are required to reset a chat session")
+	}
+	fp := h.fingerprint.Fingerprint(cred)
+	x.rec.CredScheme = string(cred.Scheme)
+	x.rec.Fingerprint = fp
+	x.rec.UserName = cred.Username
+	if cred.Tenant != "" {
+		x.rec.UserDomain = cred.Tenant
+	}
+
+	// Step 5: policy.
+	in := h.input(x, cred, fp)
+	evalStart := time.Now()
+	dec, err := h.engine.Eval(r.Context(), in.Value())
+	x.rec.Decision = &audit.Decision{
+		Allow:    err == nil && dec.Allow,
+		DryRun:   h.Policy.DryRun,
+		Reasons:  dec.Reasons,
+		Query:    h.engine.Query(),
+		Revision: h.engine.Revision(),
+		Eval:     time.Since(evalStart),
+	}
+	if err != nil {
+		h.logger.Error("policy evaluation failed; denying", zap.String("request_id", x.rec.RequestID), zap.Error(err))
+		x.rec.Decision.Reasons = []string{"policy_error"}
+		if !h.Policy.DryRun {
+			return h.refuse(x, h.Policy.ErrorStatus, "policy_error", "the access policy could not decide")
+		}
+	} else if !dec.Allow && !h.Policy.DryRun {
+		status := dec.Status
+		if status == 0 {
+			status = http.StatusForbidden
+		}
+		for k, vs := range dec.Headers {
+			w.Header()[k] = vs
+		}
+		reasons := dec.Reasons
+		if len(reasons) == 0 {
+			reasons = []string{"policy_denied"}
+		}
+		return h.refuseReasons(x, status, reasons, "the access policy does not allow this hand-off")
+	} else if dec.Allow {
+		// Policy-set headers replace whatever the client sent under the
+		// same names, so a client cannot forge them.
+		for k, vs := range dec.Headers {
+			r.Header[k] = vs
+		}
+	}
+
+	// Steps 6 to 8: forward, read the entity, audit, release.
+	return h.forward(x, next)
+}
+
+// readSessionID fills x.rec.SessionID, or returns the refusal.
+func (h *Handler) readSessionID(x *exchange) (status int, reason, msg string) {
+	if x.t.route == RouteREST {
+		id, err := parseSessionID(x.t.idSegment)
+		if err != nil {
+			return http.StatusBadRequest, "bad_session_id", err.Error()
+		}
+		x.rec.SessionID = id
+		return 0, "", ""
+	}
+	r := x.r
+	if r.ContentLength > h.MaxRequestBody {
+		return http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxRequestBody+1))
+	if err != nil {
+		return http.StatusBadRequest, "request_body_unreadable", "the request body could not be read"
+	}
+	if int64(len(body)) > h.MaxRequestBody {
+		return http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
+	}
+	// The backend must receive the body exactly as the client sent it.
+	_ = r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	id, err := sessionIDFromBody(r.Header.Get("Content-Type"), body)
+	switch {
+	case errors.Is(err, errUnsupportedBody):
+		return http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be JSON, XML or form-encoded"
+	case errors.Is(err, errBadSessionID):
+		return http.StatusBadRequest, "bad_session_id", err.Error()
+	case err != nil:
+		return http.StatusBadRequest, "bad_session_id", "the request body holds no single valid ChatSessionId"
+	}
+	x.rec.SessionID = id
+	return 0, "", ""
+}
+
+func (h *Handler) input(x *exchange, cred credential.Credential, fp string) *policy.Input {
+	r := x.r
+	headers := make(map[string][]string, len(h.InputHeaders))
+	for _, name := range h.InputHeaders {
+		if vs := r.Header.Values(name); len(vs) > 0 {
+			headers[strings.ToLower(name)] = vs
+		}
+	}
+	query := r.URL.Query()
+	for k := range query {
+		for _, s := range secretQueryKeys {
+			if strings.EqualFold(k, s) {
+				delete(query, k)
+			}
+		}
+	}
+	return &policy.Input{
+		Action:    action,
+		Route:     string(x.t.route),
+		SessionID: x.rec.SessionID,
+		Tenant:    x.t.tenant,
+		Request: policy.Request{
+			ID:       x.rec.RequestID,
+			Method:   r.Method,
+			Path:     x.rec.Path,
+			Host:     r.Host,
+			RemoteIP: x.rec.SourceIP,
+			Headers:  headers,
+			Query:    query,
+		},
+		Credential: policy.Credential{
+			Scheme:      string(cred.Scheme),
+			Kind:        string(cred.Kind),
+			Fingerprint: fp,
+			Tenant:      cred.Tenant,
+			Username:    cred.Username,
+		},
+		Principal: policy.Principal{Source: "none"},
+		Time:      x.start,
+	}
+}
+
+// forward sends an allowed request on, holds the response, decodes the
+// entity, writes the record and only then releases the response.
+func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
+	up := &audit.Upstream{}
+	x.rec.Upstream = up
+	upStart := time.Now()
+	var held *heldResponse
+	held = newHeldResponse(x.w, int(h.MaxResponseBody), func() {
+		// The body is too large to hold: record what is known before
+		// the first byte leaves.
+		up.Status = held.status
+		up.Duration = time.Since(upStart)
+		up.ContentType = held.Header().Get("Content-Type")
+		up.EntityError = "response body larger than max_response_body"
+		x.rec.Status = held.status
+		h.emit(x, audit.OutcomeUnknown, "entity_not_read")
+	})
+	err := next.ServeHTTP(held, x.r)
+	if !held.held() {
+		if err != nil {
+			h.logger.Error("upstream failed while streaming a guarded response", zap.String("request_id", x.rec.RequestID), zap.Error(err))
+		}
+		return err
+	}
+	up.Duration = time.Since(upStart)
+	up.Status = held.status
+	up.ContentType = held.Header().Get("Content-Type")
+
+	if err != nil && !held.wrote() {
+		status := http.StatusBadGateway
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) && he.StatusCode >= 400 {
+			status = he.StatusCode
+		}
+		reason := "upstream_error"
+		if errors.Is(x.r.Context().Err(), context.Canceled) {
+			reason = "client_gone"
+		}
+		up.Error = upstreamErrorText(status)
+		h.logger.Error("upstream failed for a guarded reset", zap.String("request_id", x.rec.RequestID), zap.Error(err))
+		h.refuseForwarded(x, status, reason)
+		return nil
+	}
+
+	outcome, reason := audit.OutcomeSuccess, ""
+	switch {
+	case up.Status == 0 || up.Status >= 300:
+		outcome, reason = audit.OutcomeFailure, "upstream_status"
+		if up.Status == 0 {
+			up.Status = http.StatusOK
+			outcome, reason = audit.OutcomeUnknown, "upstream_empty"
+		}
+	default:
+		cs, derr := audit.DecodeEntity(held.buf.Bytes(), up.ContentType, held.Header().Get("Content-Encoding"), h.MaxResponseBody)
+		switch {
+		case errors.Is(derr, audit.ErrNoEntity):
+			outcome, reason = audit.OutcomeFailure, "upstream_no_entity"
+			up.EntityError = derr.Error()
+		case derr != nil:
+			outcome, reason = audit.OutcomeUnknown, "entity_not_read"
+			up.EntityError = derr.Error()
+		default:
+			up.EntityRead = true
+			x.rec.ChatSession = cs
+			if x.rec.SessionID > 0 && cs.ID != x.rec.SessionID {
+				outcome, reason = audit.OutcomeUnknown, "entity_id_mismatch"
+			}
+		}
+	}
+	x.rec.Status = up.Status
+	h.emit(x, outcome, reason)
+	if err != nil {
+		h.logger.Error("upstream handler returned an error after responding", zap.String("request_id", x.rec.RequestID), zap.Error(err))
+	}
+	if rerr := held.release(); rerr != nil {
+		return caddyhttp.Error(499, fmt.Errorf("releasing guarded response: %w", rerr))
+	}
+	return nil
+}
+
+func upstreamErrorText(status int) string {
+	if status == http.StatusGatewayTimeout {
+		return "upstream timed out"
+	}
+	return "upstream unreachable or failed"
+}
+
+// refuse answers with a JSON error and records the refusal.
+func (h *Handler) refuse(x *exchange, status int, reason, msg string) error {
+	return h.refuseReasons(x, status, []string{reason}, msg)
+}
+
+func (h *Handler) refuseReasons(x *exchange, status int, reasons []string, msg string) error {
+	x.rec.Status = status
+	h.emit(x, audit.OutcomeFailure, strings.Join(reasons, ","))
+	writeError(x.w, status, reasons, msg, x.rec.RequestID)
+	return nil
+}
+
+// refuseForwarded answers an allowed request whose upstream failed.
+func (h *Handler) refuseForwarded(x *exchange, status int, reason string) {
+	x.rec.Status = status
+	h.emit(x, audit.OutcomeFailure, reason)
+	writeError(x.w, status, []string{reason}, "the backend could not complete the reset", x.rec.RequestID)
+}
+
+// emit writes the record once.
+func (h *Handler) emit(x *exchange, outcome, reason string) {
+	if x.audited {
+		return
+	}
+	x.audited = true
+	x.rec.Allowed = x.rec.Upstream != nil
+	x.rec.Outcome = outcome
+	x.rec.Reason = reason
+	x.rec.Duration = time.Since(x.start)
+	h.sink.Write(x.rec)
+}
+
+func requestID(r *http.Request) string {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if v, ok := repl.GetString("http.request.uuid"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

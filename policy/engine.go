@@ -1,0 +1,142 @@
+// Package policy owns the Open Policy Agent side of ResetGuard: it loads
+// Rego modules and data documents, compiles and prepares the decision query
+// once, evaluates it per request against a resetguard.input/v1 document and
+// turns the result into a Decision, failing closed on anything unexpected.
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// DefaultQuery is evaluated when the config names none.
+const DefaultQuery = "data.resetguard.allow"
+
+// DefaultTimeout bounds one evaluation when the config names none.
+const DefaultTimeout = 100 * time.Millisecond
+
+// Config says where the policy comes from and how to ask it.
+type Config struct {
+	// Paths are Rego files, JSON/YAML data files, or directories of them
+	// (walked recursively; files ending in _test.rego are left out).
+	Paths []string
+	// Query is the Rego query whose value is the decision.
+	Query string
+	// Timeout bounds one evaluation.
+	Timeout time.Duration
+}
+
+// Engine is a prepared policy. It is safe for concurrent use.
+type Engine struct {
+	query    string
+	revision string
+	timeout  time.Duration
+	pq       rego.PreparedEvalQuery
+}
+
+// New loads, compiles and prepares the policy. A Rego error names the file
+// and line. At least one Rego module must be loaded: a policy set of data
+// alone would leave every query undefined, and so every request denied,
+// which is a configuration mistake better caught at load time.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if len(cfg.Paths) == 0 {
+		return nil, errors.New("policy: no policy files configured")
+	}
+	if cfg.Query == "" {
+		cfg.Query = DefaultQuery
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if _, err := ast.ParseBody(cfg.Query); err != nil {
+		return nil, fmt.Errorf("policy: parsing query %q: %w", cfg.Query, err)
+	}
+	res, err := loader.NewFileLoader().Filtered(cfg.Paths, excludeTests)
+	if err != nil {
+		return nil, fmt.Errorf("policy: loading %s: %w", strings.Join(cfg.Paths, ", "), err)
+	}
+	if len(res.Modules) == 0 {
+		return nil, fmt.Errorf("policy: no Rego modules found in %s", strings.Join(cfg.Paths, ", "))
+	}
+	revision, err := revisionOf(res)
+	if err != nil {
+		return nil, err
+	}
+	opts := []func(*rego.Rego){
+		rego.Query(cfg.Query),
+		rego.Store(inmem.NewFromObject(res.Documents)),
+	}
+	for _, name := range sortedKeys(res.Modules) {
+		opts = append(opts, rego.ParsedModule(res.Modules[name].Parsed))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy: compiling: %w", err)
+	}
+	return &Engine{query: cfg.Query, revision: revision, timeout: cfg.Timeout, pq: pq}, nil
+}
+
+func excludeTests(_ string, info fs.FileInfo, _ int) bool {
+	return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
+}
+
+// revisionOf hashes the loaded modules and data, so that every decision
+// can name the exact policy it was made under.
+func revisionOf(res *loader.Result) (string, error) {
+	h := sha256.New()
+	for _, name := range sortedKeys(res.Modules) {
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(res.Modules[name].Raw))
+		h.Write(res.Modules[name].Raw)
+	}
+	data, err := json.Marshal(res.Documents) // map keys are sorted: stable
+	if err != nil {
+		return "", fmt.Errorf("policy: hashing data documents: %w", err)
+	}
+	h.Write(data)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Query is the decision query.
+func (e *Engine) Query() string { return e.query }
+
+// Revision identifies the loaded policy set.
+func (e *Engine) Revision() string { return e.revision }
+
+// Eval evaluates the decision query against input. A non-nil error means
+// the policy could not decide (evaluation error, timeout, cancelled
+// request); the caller must deny. A result of the wrong shape is not an
+// error but a deny carrying ReasonInvalid.
+func (e *Engine) Eval(ctx context.Context, input ast.Value) (Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		if ctx.Err() != nil {
+			return Decision{}, fmt.Errorf("policy: evaluating %s: %w", e.query, ctx.Err())
+		}
+		return Decision{}, fmt.Errorf("policy: evaluating %s: %w", e.query, err)
+	}
+	return parseResultSet(rs), nil
+}

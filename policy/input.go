@@ -1,0 +1,106 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// InputSchema names the version of the input document.
+const InputSchema = "resetguard.input/v1"
+
+// Input is the resetguard.input/v1 document. It never holds a credential:
+// callers copy only allow-listed, non-secret headers into Request.Headers.
+type Input struct {
+	Action     string
+	Route      string
+	SessionID  int32 // 0 when the id could not be read
+	Tenant     string
+	Request    Request
+	Credential Credential
+	Principal  Principal
+	Time       time.Time
+}
+
+// Request describes the HTTP request without its secrets.
+type Request struct {
+	ID       string
+	Method   string
+	Path     string
+	Host     string
+	RemoteIP string
+	Headers  map[string][]string // lower-case names
+	Query    map[string][]string
+}
+
+// Credential describes the presented credential by its shape and keyed
+// fingerprint, never by its value.
+type Credential struct {
+	Scheme      string
+	Kind        string
+	Fingerprint string
+	Tenant      string
+	Username    string
+}
+
+// Principal is who is calling, as far as it is known.
+type Principal struct {
+	Source string // "jwt", "backend" or "none"
+}
+
+// Value builds the input as an OPA value directly, so evaluation needs no
+// JSON round trip per request.
+func (in *Input) Value() ast.Value {
+	items := [][2]*ast.Term{
+		item("action", ast.StringTerm(in.Action)),
+		item("route", ast.StringTerm(in.Route)),
+		item("tenant", ast.StringTerm(in.Tenant)),
+		item("request", ast.NewTerm(in.Request.value())),
+		item("credential", ast.NewTerm(in.Credential.value())),
+		item("principal", ast.NewTerm(ast.NewObject(item("source", ast.StringTerm(in.Principal.Source))))),
+		item("time", ast.StringTerm(in.Time.UTC().Format(time.RFC3339Nano))),
+	}
+	if in.SessionID > 0 {
+		items = append(items, item("session_id", ast.IntNumberTerm(int(in.SessionID))))
+	}
+	return ast.NewObject(items...)
+}
+
+func (r *Request) value() ast.Value {
+	return ast.NewObject(
+		item("id", ast.StringTerm(r.ID)),
+		item("method", ast.StringTerm(r.Method)),
+		item("path", ast.StringTerm(r.Path)),
+		item("host", ast.StringTerm(r.Host)),
+		item("remote_ip", ast.StringTerm(r.RemoteIP)),
+		item("headers", ast.NewTerm(multiMap(r.Headers))),
+		item("query", ast.NewTerm(multiMap(r.Query))),
+	)
+}
+
+func (c *Credential) value() ast.Value {
+	items := [][2]*ast.Term{
+		item("scheme", ast.StringTerm(c.Scheme)),
+		item("kind", ast.StringTerm(c.Kind)),
+		item("fingerprint", ast.StringTerm(c.Fingerprint)),
+		item("tenant", ast.StringTerm(c.Tenant)),
+	}
+	if c.Username != "" {
+		items = append(items, item("username", ast.StringTerm(c.Username)))
+	}
+	return ast.NewObject(items...)
+}
+
+func multiMap(m map[string][]string) ast.Value {
+	obj := ast.NewObject()
+	for k, vs := range m {
+		terms := make([]*ast.Term, len(vs))
+		for i, v := range vs {
+			terms[i] = ast.StringTerm(v)
+		}
+		obj.Insert(ast.StringTerm(k), ast.ArrayTerm(terms...))
+	}
+	return obj
+}
+
+func item(k string, v *ast.Term) [2]*ast.Term { return ast.Item(ast.StringTerm(k), v) }
