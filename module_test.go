@@ -1,0 +1,408 @@
+package resetguard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/resetguard/caddy-resetguard/audit"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		want    Handler
+		wantErr string
+	}{
+		{
+			name:  "paths on the directive line",
+			input: `reset_guard testdata/policies/handoff extra.rego`,
+			want:  Handler{Policy: PolicyConfig{Paths: []string{"testdata/policies/handoff", "extra.rego"}}},
+		},
+		{
+			name: "every option",
+			input: `reset_guard {
+				policy testdata/policies/handoff {
+					paths more.rego
+					query data.resetguard.handoff.decision
+					timeout 250ms
+					error_status 500
+					dry_run
+				}
+				schemes basic xsrf
+				realm "SuperOffice Online"
+				fingerprint_key {env.RG_KEY}
+				input_headers User-Agent X-Request-Id
+				max_request_body 32KiB
+				max_response_body 2MiB
+			}`,
+			want: Handler{
+				Policy: PolicyConfig{
+					Paths:       []string{"testdata/policies/handoff", "more.rego"},
+					Query:       "data.resetguard.handoff.decision",
+					Timeout:     caddy.Duration(250 * time.Millisecond),
+					ErrorStatus: 500,
+					DryRun:      true,
+				},
+				Schemes:         []string{"basic", "xsrf"},
+				Realm:           "SuperOffice Online",
+				FingerprintKey:  "{env.RG_KEY}",
+				InputHeaders:    []string{"User-Agent", "X-Request-Id"},
+				MaxRequestBody:  32 << 10,
+				MaxResponseBody: 2 << 20,
+			},
+		},
+		{
+			name: "policy options at top level",
+			input: `reset_guard p.rego {
+				query data.x.allow
+				policy_timeout 1s
+				policy_error_status 502
+				dry_run
+			}`,
+			want: Handler{Policy: PolicyConfig{Paths: []string{"p.rego"}, Query: "data.x.allow", Timeout: caddy.Duration(time.Second), ErrorStatus: 502, DryRun: true}},
+		},
+		{name: "unknown option", input: "reset_guard {\n bogus 1\n}", wantErr: `unrecognized reset_guard option "bogus"`},
+		{name: "unknown policy option", input: "reset_guard {\n policy p {\n bogus\n }\n}", wantErr: `unrecognized policy option "bogus"`},
+		{name: "error status not 5xx", input: "reset_guard {\n policy_error_status 403\n}", wantErr: "want a 5xx status"},
+		{name: "timeout not a duration", input: "reset_guard {\n policy_timeout soon\n}", wantErr: "want a duration"},
+		{name: "size not a size", input: "reset_guard {\n max_request_body lots\n}", wantErr: "is not a size"},
+		{name: "schemes without args", input: "reset_guard {\n schemes\n}", wantErr: "wrong argument count"},
+		{name: "dry_run with arg", input: "reset_guard {\n dry_run yes\n}", wantErr: "wrong argument count"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(h, tt.want) {
+				t.Fatalf("got  %+v\nwant %+v", h, tt.want)
+			}
+		})
+	}
+}
+
+// TestJSONConfigRoundTrip checks that every Caddyfile option has a JSON
+// form that decodes back to the same handler.
+func TestJSONConfigRoundTrip(t *testing.T) {
+	var h Handler
+	in := `reset_guard testdata/caddy {
+		query data.resetguard.test.decision
+		policy_timeout 50ms
+		schemes soticket bearer
+		realm r
+		fingerprint_key k
+		input_headers User-Agent
+		max_request_body 1KiB
+		max_response_body 1MiB
+		dry_run
+	}`
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Handler
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h, back) {
+		t.Fatalf("JSON round trip changed the config:\n%s\n%+v", raw, back)
+	}
+}
+
+func provisioned(t testing.TB, h *Handler) (*Handler, *observer.ObservedLogs) {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	h.sink = audit.NewSink(zap.New(core))
+	h.logger = zap.NewNop()
+	return h, logs
+}
+
+func TestProvisionAndValidateErrors(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.rego")
+	if err := os.WriteFile(broken, []byte("package resetguard\n\nallow if {\n\tinput.x ==\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unsafe := filepath.Join(dir, "unsafe", "unsafe.rego")
+	if err := os.MkdirAll(filepath.Dir(unsafe), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(unsafe, []byte("package resetguard\n\nallow if {\n\tx == y\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		h       Handler
+		wantErr []string
+	}{
+		{"rego syntax error names file and line", Handler{Policy: PolicyConfig{Paths: []string{broken}}}, []string{"broken.rego:", "5"}},
+		{"rego compile error names file and line", Handler{Policy: PolicyConfig{Paths: []string{filepath.Dir(unsafe)}}}, []string{"unsafe.rego:4", "unsafe"}},
+		{"no policy", Handler{}, []string{"no policy files configured"}},
+		{"missing file", Handler{Policy: PolicyConfig{Paths: []string{filepath.Join(dir, "nope.rego")}}}, []string{"nope.rego"}},
+		{"unknown scheme", Handler{Schemes: []string{"digest"}, Policy: PolicyConfig{Paths: []string{"testdata/caddy"}}}, []string{"unknown credential scheme"}},
+		{"secret input header", Handler{InputHeaders: []string{"cookie"}, Policy: PolicyConfig{Paths: []string{"testdata/caddy"}}}, []string{"cookie carries a credential"}},
+		{"bad query", Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.x["}}, []string{"parsing query"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			err := tt.h.Provision(ctx)
+			if err == nil {
+				err = tt.h.Validate()
+			}
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, s := range tt.wantErr {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q lacks %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+type handlerFunc func(http.ResponseWriter, *http.Request) error
+
+func (f handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// orderedWriter notes how many audit records existed when the first byte
+// reached the client.
+type orderedWriter struct {
+	*httptest.ResponseRecorder
+	logs          *observer.ObservedLogs
+	recordsAtByte int
+	wrote         bool
+}
+
+func (o *orderedWriter) note() {
+	if !o.wrote {
+		o.wrote = true
+		o.recordsAtByte = o.logs.Len()
+	}
+}
+
+func (o *orderedWriter) WriteHeader(s int) { o.note(); o.ResponseRecorder.WriteHeader(s) }
+
+func (o *orderedWriter) Write(p []byte) (int, error) { o.note(); return o.ResponseRecorder.Write(p) }
+
+func (o *orderedWriter) Flush() { o.note(); o.ResponseRecorder.Flush() }
+
+func botRequest(t testing.TB) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/427/Reset", nil)
+	r.SetBasicAuth("bot", "pw")
+	return r
+}
+
+func TestAuditBeforeResponse(t *testing.T) {
+	entity, err := os.ReadFile("testdata/entities/reset.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		maxResponse int64
+		next        handlerFunc
+		wantStatus  int
+		wantOutcome string
+		wantReason  string
+		wantBody    string
+	}{
+		{
+			name: "held response", wantStatus: 200, wantOutcome: "success", wantBody: string(entity),
+			next: func(w http.ResponseWriter, _ *http.Request) error {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(entity[:10])
+				http.NewResponseController(w).Flush() // must not release the held response
+				_, _ = w.Write(entity[10:])
+				return nil
+			},
+		},
+		{
+			name: "streamed response past the hold", maxResponse: 64, wantStatus: 200, wantOutcome: "unknown", wantReason: "entity_not_read", wantBody: string(entity),
+			next: func(w http.ResponseWriter, _ *http.Request) error {
+				w.Header().Set("Content-Type", "application/json")
+				for i := 0; i < len(entity); i += 50 {
+					_, _ = w.Write(entity[i:min(i+50, len(entity))])
+					_ = http.NewResponseController(w).Flush()
+				}
+				return nil
+			},
+		},
+		{
+			name: "declared length past the hold streams at once", maxResponse: 64, wantStatus: 201, wantOutcome: "unknown", wantReason: "entity_not_read", wantBody: string(entity),
+			next: func(w http.ResponseWriter, _ *http.Request) error {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Content-Length", fmt.Sprint(len(entity)))
+				w.WriteHeader(201)
+				_, _ = io.Copy(w, bytes.NewReader(entity)) // through ReadFrom
+				return nil
+			},
+		},
+		{
+			name: "next handler writes nothing", wantStatus: 200, wantOutcome: "unknown", wantReason: "upstream_empty",
+			next: func(http.ResponseWriter, *http.Request) error { return nil },
+		},
+		{
+			name: "next handler fails with a status", wantStatus: 504, wantOutcome: "failure", wantReason: "upstream_error",
+			next: func(http.ResponseWriter, *http.Request) error {
+				return caddyhttp.Error(http.StatusGatewayTimeout, fmt.Errorf("timeout"))
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}, MaxResponseBody: tt.maxResponse})
+			w := &orderedWriter{ResponseRecorder: httptest.NewRecorder(), logs: logs}
+			if err := h.ServeHTTP(w, botRequest(t), tt.next); err != nil {
+				t.Fatal(err)
+			}
+			if w.Code != tt.wantStatus {
+				t.Errorf("status %d, want %d", w.Code, tt.wantStatus)
+			}
+			if logs.Len() != 1 {
+				t.Fatalf("%d audit records, want 1", logs.Len())
+			}
+			if w.recordsAtByte != 1 {
+				t.Errorf("response reached the client before its audit record")
+			}
+			if tt.wantBody != "" && w.Body.String() != tt.wantBody {
+				t.Errorf("client body differs from the upstream's")
+			}
+			rec := logs.All()[0].ContextMap()
+			ev, _ := rec["event"].(map[string]any)
+			if ev["outcome"] != tt.wantOutcome || fmt.Sprint(ev["reason"]) != fmt.Sprint(tt.wantReason) && tt.wantReason != "" {
+				t.Errorf("event = %v, want outcome %s reason %s", ev, tt.wantOutcome, tt.wantReason)
+			}
+		})
+	}
+}
+
+func TestPanicIsAuditedOnce(t *testing.T) {
+	h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}})
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic must propagate to Caddy's recovery")
+			}
+		}()
+		_ = h.ServeHTTP(httptest.NewRecorder(), botRequest(t), handlerFunc(func(http.ResponseWriter, *http.Request) error {
+			panic("upstream exploded")
+		}))
+	}()
+	if logs.Len() != 1 {
+		t.Fatalf("%d audit records, want 1", logs.Len())
+	}
+	ev, _ := logs.All()[0].ContextMap()["event"].(map[string]any)
+	if ev["reason"] != "panic" || ev["outcome"] != "failure" {
+		t.Errorf("event = %v", ev)
+	}
+}
+
+func TestPassThroughIsUntouched(t *testing.T) {
+	h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}})
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/ChatSession/427", nil)
+	var seenW http.ResponseWriter
+	var seenR *http.Request
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		seenW, seenR = w, r
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if seenW != w || seenR != r {
+		t.Error("a non-reset request must reach the next handler with the same writer and request")
+	}
+	if logs.Len() != 0 {
+		t.Errorf("pass-through wrote %d audit records", logs.Len())
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		_ = h.ServeHTTP(w, r, handlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+	})
+	if allocs != 0 {
+		t.Errorf("pass-through allocates %v times per request, want 0", allocs)
+	}
+}
+
+func BenchmarkServeHTTPPassThrough(b *testing.B) {
+	h, _ := provisioned(b, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}})
+	r := httptest.NewRequest(http.MethodGet, "/SuperOffice/api/v1/Contact/5", nil)
+	w := httptest.NewRecorder()
+	next := handlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = h.ServeHTTP(w, r, next)
+	}
+}
+
+// BenchmarkServeHTTPGuardedReset measures the guard's own cost on an
+// allowed reset: classification, credential, fingerprint, policy
+// evaluation, response hold, entity decoding and the audit record (to a
+// no-op core), with a next handler that answers at once.
+func BenchmarkServeHTTPGuardedReset(b *testing.B) {
+	entity, err := os.ReadFile("testdata/entities/reset.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, _ := provisioned(b, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/policies/handoff"}, Query: "data.resetguard.handoff.decision"}})
+	h.sink = audit.NewSink(zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(discard{}), zapcore.InfoLevel)))
+	next := handlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = w.Write(entity)
+		return nil
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/427/Reset", nil)
+		r.SetBasicAuth("chatbot", "pw")
+		w := httptest.NewRecorder()
+		_ = h.ServeHTTP(w, r, next)
+		if w.Code != 200 {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
