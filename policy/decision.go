@@ -106,6 +106,10 @@ func parseHeaders(v any) (http.Header, bool) {
 			return nil, false
 		}
 		key := textproto.CanonicalMIMEHeaderKey(name)
+		if _, dup := h[key]; dup {
+			// "x-a" and "X-A" in one object: no order to merge them by.
+			return nil, false
+		}
 		var vals []string
 		switch t := val.(type) {
 		case string:

@@ -61,8 +61,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if _, err := ast.ParseBody(cfg.Query); err != nil {
-		return nil, fmt.Errorf("policy: parsing query %q: %w", cfg.Query, err)
+	if err := checkQuery(cfg.Query); err != nil {
+		return nil, err
 	}
 	res, err := loader.NewFileLoader().Filtered(cfg.Paths, excludeTests)
 	if err != nil {
@@ -89,6 +89,23 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return &Engine{query: cfg.Query, revision: revision, timeout: cfg.Timeout, pq: pq}, nil
 }
 
+// checkQuery accepts only a plain reference into data. Anything else could
+// fail open: the value of `x := data.p.allow` is true whatever allow is.
+func checkQuery(q string) error {
+	body, err := ast.ParseBody(q)
+	if err != nil {
+		return fmt.Errorf("policy: parsing query %q: %w", q, err)
+	}
+	if len(body) == 1 && !body[0].Negated && len(body[0].With) == 0 {
+		if t, ok := body[0].Terms.(*ast.Term); ok {
+			if ref, ok := t.Value.(ast.Ref); ok && ref.HasPrefix(ast.DefaultRootRef) && ref.IsGround() {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("policy: query %q must be a plain reference into data, such as data.resetguard.allow", q)
+}
+
 func excludeTests(_ string, info fs.FileInfo, _ int) bool {
 	return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
 }
@@ -96,10 +113,17 @@ func excludeTests(_ string, info fs.FileInfo, _ int) bool {
 // revisionOf hashes the loaded modules and data, so that every decision
 // can name the exact policy it was made under.
 func revisionOf(res *loader.Result) (string, error) {
+	// Hash contents only, in content order, so that the same policy
+	// installed under another path has the same revision.
+	sums := make([]string, 0, len(res.Modules))
+	for _, m := range res.Modules {
+		sum := sha256.Sum256(m.Raw)
+		sums = append(sums, hex.EncodeToString(sum[:]))
+	}
+	sort.Strings(sums)
 	h := sha256.New()
-	for _, name := range sortedKeys(res.Modules) {
-		fmt.Fprintf(h, "%s\x00%d\x00", name, len(res.Modules[name].Raw))
-		h.Write(res.Modules[name].Raw)
+	for _, s := range sums {
+		h.Write([]byte(s))
 	}
 	data, err := json.Marshal(res.Documents) // map keys are sorted: stable
 	if err != nil {
@@ -129,6 +153,9 @@ func (e *Engine) Revision() string { return e.revision }
 // request); the caller must deny. A result of the wrong shape is not an
 // error but a deny carrying ReasonInvalid.
 func (e *Engine) Eval(ctx context.Context, input ast.Value) (Decision, error) {
+	if err := ctx.Err(); err != nil {
+		return Decision{}, fmt.Errorf("policy: evaluating %s: %w", e.query, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(input))

@@ -418,6 +418,29 @@ func TestEvalCancelledContext(t *testing.T) {
 	}
 }
 
+// TestQueryMustBeAPlainDataRef: queries that are not a single reference
+// into data are refused at load time, because some of them fail open.
+func TestQueryMustBeAPlainDataRef(t *testing.T) {
+	dir := policyDir(t, map[string]string{"p.rego": "package p\n\nallow := false\n\nlist := [true]\n"})
+	for _, q := range []string{
+		"x := data.p.allow",          // the value of an assignment is true: would allow everything
+		"x = data.p.allow",           // likewise for unification
+		"data.p.list[_]",             // several results
+		"data.p.allow; data.p.allow", // several expressions
+		"not data.p.allow",
+		"input.not_there",
+		"data.p.allow with input as {}",
+		"true",
+	} {
+		t.Run(q, func(t *testing.T) {
+			_, err := New(context.Background(), Config{Paths: []string{dir}, Query: q})
+			if err == nil || !strings.Contains(err.Error(), "plain reference into data") {
+				t.Fatalf("New(query %q) = %v, want a refusal", q, err)
+			}
+		})
+	}
+}
+
 func TestEvalInvalidResults(t *testing.T) {
 	dir := policyDir(t, map[string]string{"p.rego": `package p
 
@@ -444,10 +467,7 @@ no := false
 		{"data.p.n", invalid},
 		{"data.p.obj", invalid},
 		{"data.p.list", invalid},
-		{"data.p", invalid},                 // the whole package: an object with unknown keys
-		{"data.p.list[_]", invalid},         // two results
-		{"data.p.yes; data.p.yes", invalid}, // two expressions
-		{"input.not_there", invalid},        // undefined input
+		{"data.p", invalid}, // the whole package: an object with unknown keys
 		{"data.p.yes", Decision{Allow: true}},
 		{"data.p.no", Decision{}},
 	}

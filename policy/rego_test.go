@@ -56,16 +56,6 @@ func skipBroken(_ string, info fs.FileInfo, depth int) bool {
 	return info.IsDir() && depth > 0 && info.Name() == "broken"
 }
 
-// knownLoadFailures lists policy directories whose Rego tests cannot load
-// today because of a bug in the testdata, reported and not yet fixed. A
-// directory is skipped only when loading fails with exactly the recorded
-// error; once the bug is fixed, its tests run and the entry can go.
-var knownLoadFailures = map[string]string{
-	// handoff_test.rego names a variable "in" (line 33 and others), a
-	// keyword in Rego v1, so the test module does not parse.
-	"handoff": "handoff_test.rego:33: rego_parse_error: unexpected in keyword",
-}
-
 // runRegoDir loads dir (modules, data documents and *_test.rego files,
 // recursively) and runs its Rego tests.
 func runRegoDir(ctx context.Context, dir string) ([]*tester.Result, error) {
@@ -104,13 +94,7 @@ func TestRegoUnitTests(t *testing.T) {
 			defer cancel()
 			results, err := runRegoDir(ctx, dir)
 			if err != nil {
-				if known, ok := knownLoadFailures[filepath.ToSlash(rel)]; ok && strings.Contains(err.Error(), known) {
-					t.Skipf("KNOWN BUG, not run: %v", err)
-				}
 				t.Fatal(err)
-			}
-			if _, ok := knownLoadFailures[filepath.ToSlash(rel)]; ok {
-				t.Logf("%s now loads: remove it from knownLoadFailures", rel)
 			}
 			ran := 0
 			for _, r := range results {

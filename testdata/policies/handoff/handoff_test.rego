@@ -30,38 +30,38 @@ test_bot_outside_its_tenant_is_refused if {
 }
 
 test_tenant_bot_in_its_tenant_may_hand_off if {
-	in := object.union(base, {
+	inp := object.union(base, {
 		"tenant": "cust12345",
 		"credential": {"scheme": "basic", "kind": "basic", "username": "cust12345-bot", "tenant": ""},
 	})
-	d := handoff.decision with input as in
+	d := handoff.decision with input as inp
 	d.allow
 	d.headers["X-ResetGuard-Bot"] == "cust12345-bot"
 }
 
 test_principal_subject_identifies_a_bot if {
-	in := object.union(base, {
+	inp := object.union(base, {
 		"tenant": "Cust12345",
 		"credential": {"scheme": "bearer", "kind": "jwt", "tenant": ""},
 		"principal": {"source": "jwt", "subject": "bot@cust12345"},
 	})
-	d := handoff.decision with input as in
+	d := handoff.decision with input as inp
 	d.allow
 }
 
 test_subject_ignored_without_verified_principal if {
-	in := object.union(base, {
+	inp := object.union(base, {
 		"tenant": "Cust12345",
 		"credential": {"scheme": "bearer", "kind": "superoffice_token", "tenant": "Cust12345"},
 		"principal": {"source": "none", "subject": "bot@cust12345"},
 	})
-	d := handoff.decision with input as in
+	d := handoff.decision with input as inp
 	not d.allow
 }
 
 test_token_for_other_tenant_is_refused_even_for_a_bot if {
-	in := object.union(base, {"credential": {"scheme": "basic", "kind": "basic", "username": "chatbot", "tenant": "Cust1"}})
-	d := handoff.decision with input as in
+	inp := object.union(base, {"credential": {"scheme": "basic", "kind": "basic", "username": "chatbot", "tenant": "Cust1"}})
+	d := handoff.decision with input as inp
 	not d.allow
 	d.reasons == ["tenant_mismatch"]
 }
@@ -73,7 +73,7 @@ test_protected_session_is_never_reset if {
 }
 
 test_reasons_are_all_listed if {
-	in := object.union(base, {"session_id": 1, "credential": {"scheme": "basic", "kind": "basic", "username": "chatbot", "tenant": "Cust1"}})
-	d := handoff.decision with input as in
+	inp := object.union(base, {"session_id": 1, "credential": {"scheme": "basic", "kind": "basic", "username": "chatbot", "tenant": "Cust1"}})
+	d := handoff.decision with input as inp
 	d.reasons == ["session_protected", "tenant_mismatch"]
 }
