@@ -29,6 +29,9 @@ import (
 const (
 	DefaultMaxRequestBody  = 64 << 10
 	DefaultMaxResponseBody = 1 << 20
+	// statusClientClosed is nginx's and Caddy's status for a request the
+	// client abandoned.
+	statusClientClosed = 499
 	// action is the policy input's and audit record's action name.
 	action = "chat_session.reset"
 )
@@ -286,6 +289,12 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		Revision: h.engine.Revision(),
 		Eval:     time.Since(evalStart),
 	}
+	if err != nil && r.Context().Err() != nil {
+		// The client left while the policy ran: nothing to answer, but
+		// the attempt is still recorded.
+		x.rec.Decision.Reasons = []string{"client_gone"}
+		return h.refuse(x, statusClientClosed, "client_gone", "the client closed the request")
+	}
 	if err != nil {
 		h.logger.Error("policy evaluation failed; denying", zap.String("request_id", x.rec.RequestID), zap.Error(err))
 		x.rec.Decision.Reasons = []string{"policy_error"}
@@ -474,7 +483,7 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		h.logger.Error("upstream handler returned an error after responding", zap.String("request_id", x.rec.RequestID), zap.Error(err))
 	}
 	if rerr := held.release(); rerr != nil {
-		return caddyhttp.Error(499, fmt.Errorf("releasing guarded response: %w", rerr))
+		return caddyhttp.Error(statusClientClosed, fmt.Errorf("releasing guarded response: %w", rerr))
 	}
 	return nil
 }

@@ -406,3 +406,28 @@ func BenchmarkServeHTTPGuardedReset(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestClientGoneBeforePolicyIsAuditedNotForwarded(t *testing.T) {
+	h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	called := false
+	w := httptest.NewRecorder()
+	err := h.ServeHTTP(w, botRequest(t).WithContext(ctx), handlerFunc(func(http.ResponseWriter, *http.Request) error {
+		called = true
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if called {
+		t.Error("a request whose client left must not be forwarded")
+	}
+	if logs.Len() != 1 {
+		t.Fatalf("%d audit records, want 1", logs.Len())
+	}
+	ev, _ := logs.All()[0].ContextMap()["event"].(map[string]any)
+	if ev["reason"] != "client_gone" || w.Code != statusClientClosed {
+		t.Errorf("event = %v, status %d", ev, w.Code)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/url"
 	"strings"
+	"unicode"
 )
 
 // Route names a way of reaching the backend's chat-session reset.
@@ -49,10 +50,13 @@ func classify(escapedPath string) target {
 	}
 	segs := normalisePath(escapedPath)
 	n := len(segs)
-	if n >= 5 && segs[n-1] == "reset" && segs[n-3] == "chatsession" && segs[n-5] == "api" {
+	// EqualFold, not ==: it folds Unicode look-alikes such as 'ſ' (U+017F)
+	// to 's', as a case-insensitive .NET router may.
+	eq := strings.EqualFold
+	if n >= 5 && eq(segs[n-1], "reset") && eq(segs[n-3], "chatsession") && eq(segs[n-5], "api") {
 		return target{route: RouteREST, tenant: tenantBefore(segs, n-5), idSegment: segs[n-2]}
 	}
-	if n >= 5 && segs[n-1] == "resetchatsession" && segs[n-2] == "chat" && segs[n-3] == "agents" && segs[n-5] == "api" {
+	if n >= 5 && eq(segs[n-1], "resetchatsession") && eq(segs[n-2], "chat") && eq(segs[n-3], "agents") && eq(segs[n-5], "api") {
 		return target{route: RouteAgents, tenant: tenantBefore(segs, n-5)}
 	}
 	return target{}
@@ -122,7 +126,7 @@ func normalisePath(p string) []string {
 			}
 			continue
 		}
-		s = strings.TrimRight(s, ". ")
+		s = strings.TrimRightFunc(s, func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
 		if s == "" {
 			continue
 		}
@@ -137,6 +141,14 @@ func percentDecode(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
+		// IIS also decodes the non-standard %uXXXX form.
+		if s[i] == '%' && i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') &&
+			isHex(s[i+2]) && isHex(s[i+3]) && isHex(s[i+4]) && isHex(s[i+5]) {
+			r := rune(unhex(s[i+2]))<<12 | rune(unhex(s[i+3]))<<8 | rune(unhex(s[i+4]))<<4 | rune(unhex(s[i+5]))
+			b.WriteRune(r)
+			i += 5
+			continue
+		}
 		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
 			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
 			i += 2

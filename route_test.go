@@ -589,3 +589,21 @@ func BenchmarkClassifyReset(b *testing.B) {
 		}
 	}
 }
+
+// TestClassifyUnicodeLookAlikes: spellings a case-insensitive .NET router
+// or IIS may map onto the reset route are guarded too.
+func TestClassifyUnicodeLookAlikes(t *testing.T) {
+	for _, p := range []string{
+		"/api/v1/ChatSession/427/Re%C5%BFet",        // ſ (U+017F) folds to s
+		"/api/v1/ChatSe%C5%BF%C5%BFion/427/Reset",   // in another segment
+		"/api/v1/ChatSession/427/Reset%09",          // trailing tab
+		"/api/v1/ChatSession/427/Reset%C2%A0",       // trailing no-break space
+		"/api/v1/ChatSession/427/%u0052eset",        // IIS %u encoding
+		"/api/v1/ChatSession/427/%U0052%U0045SET",   // upper-case %U
+		"/api/v1/Agents/Chat/ResetChatSe%C5%BFsion", // Agents route
+	} {
+		if got := classify(p); got.route == RouteNone {
+			t.Errorf("classify(%q) passes through; want it guarded", p)
+		}
+	}
+}

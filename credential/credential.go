@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -70,6 +71,14 @@ type Credential struct {
 	Username string // Basic user name, the only identity readable without a lookup
 	secret   string
 }
+
+// String describes c without its secret.
+func (c Credential) String() string {
+	return fmt.Sprintf("credential{scheme=%s kind=%s tenant=%q username=%q}", c.Scheme, c.Kind, c.Tenant, c.Username)
+}
+
+// Format keeps the secret out of every fmt verb, %#v included.
+func (c Credential) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
 
 // Failure is why a request carries no acceptable credential. Its Reason is
 // a stable machine word for the client body and the audit record; Error
@@ -149,7 +158,9 @@ func parseBasic(value string) (Credential, error) {
 	if !ok || user == "" {
 		return Credential{}, fail("malformed_basic")
 	}
-	return Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: user, secret: value}, nil
+	// The decoded form is the secret, so that non-canonical base64 of the
+	// same user:pass has the same fingerprint.
+	return Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: user, secret: string(raw)}, nil
 }
 
 // superOfficeTokenPrefix starts SuperOffice Online reference tokens; the
@@ -224,12 +235,7 @@ func parseXSRF(r *http.Request, opts Options) (Credential, error) {
 	if len(headers) > 1 {
 		return Credential{}, fail("duplicate_xsrf_header")
 	}
-	var cookie string
-	n := 0
-	for _, c := range r.CookiesNamed(CookieXSRF) {
-		cookie = c.Value
-		n++
-	}
+	cookie, n := xsrfCookie(r.Header.Values("Cookie"))
 	switch {
 	case n == 0:
 		return Credential{}, fail("xsrf_cookie_missing")
@@ -244,6 +250,28 @@ func parseXSRF(r *http.Request, opts Options) (Credential, error) {
 		return Credential{}, fail("xsrf_mismatch")
 	}
 	return Credential{Scheme: SchemeXSRF, Kind: KindXSRF, secret: cookie}, nil
+}
+
+// xsrfCookie finds the XSRF-TOKEN cookie pairs in the raw Cookie headers.
+// net/http's cookie parser silently drops values it deems invalid, which
+// would hide a second XSRF-TOKEN that the backend may still see; counting
+// raw pairs keeps "exactly one cookie" exact.
+func xsrfCookie(headers []string) (value string, n int) {
+	for _, h := range headers {
+		for part := range strings.SplitSeq(h, ";") {
+			name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if !strings.EqualFold(strings.TrimSpace(name), CookieXSRF) {
+				continue
+			}
+			n++
+			val = strings.TrimSpace(val)
+			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			value = val
+		}
+	}
+	return value, n
 }
 
 // Challenges returns the WWW-Authenticate values for the accepted schemes.

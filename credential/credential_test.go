@@ -64,23 +64,23 @@ func xsrfPair(header, cookie string) []hdr {
 var parseCases = []parseCase{
 	// Basic.
 	{name: "basic", headers: authz("Basic " + basicValue),
-		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicValue}},
+		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicUser + ":" + basicPass}},
 	{name: "basic lower-case scheme", headers: authz("basic " + basicValue),
-		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicValue}},
+		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicUser + ":" + basicPass}},
 	{name: "basic upper-case scheme", headers: authz("BASIC " + basicValue),
-		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicValue}},
+		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicUser + ":" + basicPass}},
 	{name: "basic extra spaces", headers: authz("  Basic    " + basicValue + "  "),
-		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicValue}},
+		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicUser + ":" + basicPass}},
 	{name: "basic colon in password", headers: authz("Basic " + b64("alice:pa:ss:word")),
-		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: "alice", secret: b64("alice:pa:ss:word")}},
+		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: "alice", secret: "alice:pa:ss:word"}},
 	{name: "basic empty password", headers: authz("Basic " + b64("alice:")),
-		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: "alice", secret: b64("alice:")}},
+		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: "alice", secret: "alice:"}},
 	{name: "basic only scheme accepted", schemes: []Scheme{SchemeBasic}, headers: authz("Basic " + basicValue),
-		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicValue}},
+		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicUser + ":" + basicPass}},
 	{name: "basic ignores path tenant", headers: authz("Basic " + basicValue), pathTenant: otherTenant,
-		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicValue}},
+		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicUser + ":" + basicPass}},
 	{name: "basic wins over xsrf pair", headers: append(authz("Basic "+basicValue), xsrfPair(xsrfToken, xsrfToken)...),
-		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicValue}},
+		want: Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicUser + ":" + basicPass}},
 	{name: "basic bad base64 length", headers: authz("Basic dXNlcjpwYXNzd29yZA"), reason: "malformed_basic"},
 	{name: "basic bad base64 padding", headers: authz("Basic dXNl=cjpwYXNz"), reason: "malformed_basic"},
 	{name: "basic base64url alphabet", headers: authz("Basic " + strings.NewReplacer("+", "-", "/", "_").Replace(b64("alice:>>>???"))), reason: "malformed_basic"},
@@ -423,7 +423,7 @@ func TestFingerprint(t *testing.T) {
 	keyB := []byte("fingerprint-key-B")
 	fa, fb := NewFingerprinter(keyA), NewFingerprinter(keyB)
 
-	basicCred := Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicValue}
+	basicCred := Credential{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicUser + ":" + basicPass}
 	ticketCred := Credential{Scheme: SchemeSoTicket, Kind: KindTicket, secret: ticket}
 
 	// Format.
@@ -516,7 +516,7 @@ func TestFingerprintEmptyKey(t *testing.T) {
 func TestFingerprintConcurrent(t *testing.T) {
 	f := NewFingerprinter([]byte("concurrent-key"))
 	creds := []Credential{
-		{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicValue},
+		{Scheme: SchemeBasic, Kind: KindBasic, Username: basicUser, secret: basicUser + ":" + basicPass},
 		{Scheme: SchemeSoTicket, Kind: KindTicket, secret: ticket},
 		{Scheme: SchemeBearer, Kind: KindSuperOfficeToken, Tenant: "Cust12345", secret: soToken},
 		{Scheme: SchemeXSRF, Kind: KindXSRF, secret: xsrfToken},
@@ -563,5 +563,46 @@ func BenchmarkFingerprint(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = f.Fingerprint(c)
+	}
+}
+
+// TestXSRFDuplicateCookieWithInvalidValue: net/http drops cookie values it
+// deems invalid, which must not hide a second XSRF-TOKEN from the guard.
+func TestXSRFDuplicateCookieWithInvalidValue(t *testing.T) {
+	r := newRequest([]hdr{{"X-Xsrf-Token", "tok1"}, {"Cookie", `XSRF-TOKEN=tok1; XSRF-TOKEN=x\y`}})
+	_, err := Parse(r, Options{Schemes: AllSchemes}, "")
+	f, ok := AsFailure(err)
+	if !ok || f.Reason != "duplicate_xsrf_cookie" {
+		t.Fatalf("err = %v, want duplicate_xsrf_cookie", err)
+	}
+}
+
+// TestBasicFingerprintIgnoresBase64Spelling: non-canonical base64 of the
+// same user:pass is the same credential.
+func TestBasicFingerprintIgnoresBase64Spelling(t *testing.T) {
+	fp := NewFingerprinter([]byte("k"))
+	var got []string
+	for _, v := range []string{"YWxpY2U6cGFzcw==", "YWxpY2U6cGFzcx=="} {
+		c, err := Parse(newRequest([]hdr{{"Authorization", "Basic " + v}}), Options{Schemes: AllSchemes}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fp.Fingerprint(c))
+	}
+	if got[0] != got[1] {
+		t.Fatalf("fingerprints differ: %v", got)
+	}
+}
+
+// TestCredentialFormatHidesSecret covers every fmt verb.
+func TestCredentialFormatHidesSecret(t *testing.T) {
+	c, err := Parse(newRequest([]hdr{{"Authorization", "SoTicket 7T:dG9wLXNlY3JldA=="}}), Options{Schemes: AllSchemes}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		if s := fmt.Sprintf(verb, c); strings.Contains(s, "dG9wLXNlY3JldA") {
+			t.Errorf("%s prints the secret: %s", verb, s)
+		}
 	}
 }
