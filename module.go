@@ -119,6 +119,15 @@ type PolicyConfig struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
+// engineConfig is the policy engine's view of the local policy sources.
+func (p *PolicyConfig) engineConfig() policy.Config {
+	return policy.Config{
+		Paths:   p.Paths,
+		Query:   p.Query,
+		Timeout: time.Duration(p.Timeout),
+	}
+}
+
 // CaddyModule returns the Caddy module information.
 func (*Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -162,11 +171,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	key := caddy.NewReplacer().ReplaceKnown(h.FingerprintKey, "")
 	h.fingerprint = credential.NewFingerprinter([]byte(key))
 
-	engine, err := policy.New(ctx, policy.Config{
-		Paths:   h.Policy.Paths,
-		Query:   h.Policy.Query,
-		Timeout: time.Duration(h.Policy.Timeout),
-	})
+	engine, err := policy.New(ctx, h.Policy.engineConfig())
 	if err != nil {
 		return fmt.Errorf("reset_guard: %w", err)
 	}
