@@ -31,6 +31,16 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	reset_guard [<policy_paths...>] {
 //	    policy <paths...> {
+//	        bundle       <dir or .tar.gz...>
+//	        remote <url> <resource> {
+//	            polling         <min> <max>
+//	            header          <name> <value>
+//	            public_key_file <pem file>
+//	            key_id          <id>
+//	            algorithm       <alg>
+//	            scope           <scope>
+//	            wait            <duration>
+//	        }
 //	        query        <rego query>
 //	        timeout      <duration>
 //	        error_status <5xx>
@@ -117,6 +127,14 @@ func (h *Handler) unmarshalPolicyOption(d *caddyfile.Dispenser, opt string) erro
 			return d.ArgErr()
 		}
 		h.Policy.Paths = append(h.Policy.Paths, args...)
+	case "bundle":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		h.Policy.Bundles = append(h.Policy.Bundles, args...)
+	case "remote":
+		return h.unmarshalRemote(d)
 	case "query":
 		if !d.AllArgs(&h.Policy.Query) {
 			return d.ArgErr()
@@ -149,6 +167,66 @@ func (h *Handler) unmarshalPolicyOption(d *caddyfile.Dispenser, opt string) erro
 	default:
 		return d.Errf("unrecognized policy option %q", opt)
 	}
+	return nil
+}
+
+func (h *Handler) unmarshalRemote(d *caddyfile.Dispenser) error {
+	r := &RemoteBundle{}
+	if !d.AllArgs(&r.URL, &r.Resource) {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "polling":
+			var lo, hi string
+			if !d.AllArgs(&lo, &hi) {
+				return d.ArgErr()
+			}
+			minD, err1 := caddy.ParseDuration(lo)
+			maxD, err2 := caddy.ParseDuration(hi)
+			if err1 != nil || err2 != nil || minD < time.Second || maxD < minD {
+				return d.Errf("remote polling %s %s: want two durations, at least 1s, min <= max", lo, hi)
+			}
+			r.MinDelay, r.MaxDelay = caddy.Duration(minD), caddy.Duration(maxD)
+		case "header":
+			var k, v string
+			if !d.AllArgs(&k, &v) {
+				return d.ArgErr()
+			}
+			if r.Headers == nil {
+				r.Headers = map[string]string{}
+			}
+			r.Headers[k] = v
+		case "public_key_file", "key_id", "algorithm", "scope":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			switch opt {
+			case "public_key_file":
+				r.PublicKeyFile = v
+			case "key_id":
+				r.KeyID = v
+			case "algorithm":
+				r.Algorithm = v
+			default:
+				r.Scope = v
+			}
+		case "wait":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			w, err := caddy.ParseDuration(v)
+			if err != nil || w < 0 {
+				return d.Errf("remote wait %q: want a duration", v)
+			}
+			r.Wait = caddy.Duration(w)
+		default:
+			return d.Errf("unrecognized remote bundle option %q", opt)
+		}
+	}
+	h.Policy.Remote = r
 	return nil
 }
 

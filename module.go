@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -90,7 +91,7 @@ type Handler struct {
 
 	schemes     []credential.Scheme
 	fingerprint *credential.Fingerprinter
-	engine      *policy.Engine
+	policy      *policy.Manager
 	sink        *audit.Sink
 	logger      *zap.Logger
 }
@@ -100,6 +101,15 @@ type PolicyConfig struct {
 	// Paths are Rego files, JSON/YAML data files or directories of them
 	// (recursive; *_test.rego files are skipped). Required.
 	Paths []string `json:"paths,omitempty"`
+
+	// Bundles are local OPA bundles: directories or .tar.gz files.
+	Bundles []string `json:"bundles,omitempty"`
+
+	// Remote is a bundle service polled with OPA's bundle protocol. A new
+	// bundle revision replaces the active policy without a config reload;
+	// one that fails to download, verify or compile is rejected and the
+	// previous policy stays active.
+	Remote *RemoteBundle `json:"remote,omitempty"`
 
 	// Query is the decision query. Its value must be a boolean or an
 	// object {"allow": bool, "reasons": [..], "status": int, "headers":
@@ -119,10 +129,39 @@ type PolicyConfig struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
+// RemoteBundle configures a bundle service.
+type RemoteBundle struct {
+	// URL is the service's base URL.
+	URL string `json:"url"`
+	// Resource is the bundle's path on the service, e.g.
+	// bundles/resetguard.tar.gz.
+	Resource string `json:"resource"`
+	// MinDelay and MaxDelay bound the polling interval (whole seconds).
+	// Default 10s and 60s.
+	MinDelay caddy.Duration `json:"min_delay,omitempty"`
+	MaxDelay caddy.Duration `json:"max_delay,omitempty"`
+	// Headers are sent with every download; placeholders such as
+	// {env.TOKEN} are replaced.
+	Headers map[string]string `json:"headers,omitempty"`
+	// PublicKeyFile is a PEM public key; when set, bundles must carry a
+	// signature that verifies against it.
+	PublicKeyFile string `json:"public_key_file,omitempty"`
+	// KeyID is the key id in the signature. Default "resetguard".
+	KeyID string `json:"key_id,omitempty"`
+	// Algorithm of the signature. Default RS256.
+	Algorithm string `json:"algorithm,omitempty"`
+	// Scope the signature must carry, if any.
+	Scope string `json:"scope,omitempty"`
+	// Wait is how long config load waits for the first bundle. Until one
+	// activates, guarded resets get 503 (policy_not_ready). Default 5s.
+	Wait caddy.Duration `json:"wait,omitempty"`
+}
+
 // engineConfig is the policy engine's view of the local policy sources.
 func (p *PolicyConfig) engineConfig() policy.Config {
 	return policy.Config{
 		Paths:   p.Paths,
+		Bundles: p.Bundles,
 		Query:   p.Query,
 		Timeout: time.Duration(p.Timeout),
 	}
@@ -171,15 +210,62 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	key := caddy.NewReplacer().ReplaceKnown(h.FingerprintKey, "")
 	h.fingerprint = credential.NewFingerprinter([]byte(key))
 
-	engine, err := policy.New(ctx, h.Policy.engineConfig())
+	remote, wait, err := h.Policy.remote()
 	if err != nil {
 		return fmt.Errorf("reset_guard: %w", err)
 	}
-	h.engine = engine
+	pm, err := policy.NewManager(ctx, h.Policy.engineConfig(), remote, wait, h.logger)
+	if err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
+	h.policy = pm
 	h.logger.Info("policy prepared",
-		zap.String("query", engine.Query()),
-		zap.String("policy_revision", engine.Revision()),
+		zap.String("query", pm.Query()),
+		zap.String("policy_revision", pm.Status().Revision),
+		zap.Bool("remote_bundle", remote != nil),
 		zap.Bool("dry_run", h.Policy.DryRun))
+	return nil
+}
+
+// remote turns the remote bundle config into the policy package's.
+func (p *PolicyConfig) remote() (*policy.Remote, time.Duration, error) {
+	r := p.Remote
+	if r == nil {
+		return nil, 0, nil
+	}
+	repl := caddy.NewReplacer()
+	out := &policy.Remote{
+		URL:       repl.ReplaceKnown(r.URL, ""),
+		Resource:  r.Resource,
+		MinDelay:  time.Duration(r.MinDelay),
+		MaxDelay:  time.Duration(r.MaxDelay),
+		KeyID:     r.KeyID,
+		Algorithm: r.Algorithm,
+		Scope:     r.Scope,
+		Headers:   make(map[string]string, len(r.Headers)),
+	}
+	for k, v := range r.Headers {
+		out.Headers[k] = repl.ReplaceKnown(v, "")
+	}
+	if r.PublicKeyFile != "" {
+		pem, err := os.ReadFile(r.PublicKeyFile)
+		if err != nil {
+			return nil, 0, fmt.Errorf("remote bundle public key: %w", err)
+		}
+		out.PublicKey = string(pem)
+	}
+	wait := time.Duration(r.Wait)
+	if wait == 0 {
+		wait = 5 * time.Second
+	}
+	return out, wait, nil
+}
+
+// Cleanup stops bundle polling of this config's policy.
+func (h *Handler) Cleanup() error {
+	if h.policy != nil {
+		h.policy.Stop(context.Background())
+	}
 	return nil
 }
 
@@ -282,16 +368,21 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		x.rec.UserDomain = cred.Tenant
 	}
 
-	// Step 5: policy.
+	// Step 5: policy. The engine is taken once, so a bundle activated
+	// meanwhile does not change this request's decision half-way.
+	engine := h.policy.Engine()
+	if engine == nil {
+		return h.refuse(x, http.StatusServiceUnavailable, "policy_not_ready", "no access policy is active yet")
+	}
 	in := h.input(x, cred, fp)
 	evalStart := time.Now()
-	dec, err := h.engine.Eval(r.Context(), in.Value())
+	dec, err := engine.Eval(r.Context(), in.Value())
 	x.rec.Decision = &audit.Decision{
 		Allow:    err == nil && dec.Allow,
 		DryRun:   h.Policy.DryRun,
 		Reasons:  dec.Reasons,
-		Query:    h.engine.Query(),
-		Revision: h.engine.Revision(),
+		Query:    engine.Query(),
+		Revision: engine.Revision(),
 		Eval:     time.Since(evalStart),
 	}
 	if err != nil && r.Context().Err() != nil {
@@ -556,5 +647,6 @@ func clientIP(r *http.Request) string {
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -175,7 +175,7 @@ func TestProvisionAndValidateErrors(t *testing.T) {
 	}{
 		{"rego syntax error names file and line", Handler{Policy: PolicyConfig{Paths: []string{broken}}}, []string{"broken.rego:", "5"}},
 		{"rego compile error names file and line", Handler{Policy: PolicyConfig{Paths: []string{filepath.Dir(unsafe)}}}, []string{"unsafe.rego:4", "unsafe"}},
-		{"no policy", Handler{}, []string{"no policy files configured"}},
+		{"no policy", Handler{}, []string{"no policy files or bundles configured"}},
 		{"missing file", Handler{Policy: PolicyConfig{Paths: []string{filepath.Join(dir, "nope.rego")}}}, []string{"nope.rego"}},
 		{"unknown scheme", Handler{Schemes: []string{"digest"}, Policy: PolicyConfig{Paths: []string{"testdata/caddy"}}}, []string{"unknown credential scheme"}},
 		{"secret input header", Handler{InputHeaders: []string{"cookie"}, Policy: PolicyConfig{Paths: []string{"testdata/caddy"}}}, []string{"cookie carries a credential"}},

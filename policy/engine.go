@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
 
@@ -33,13 +35,16 @@ type Config struct {
 	// Paths are Rego files, JSON/YAML data files, or directories of them
 	// (walked recursively; files ending in _test.rego are left out).
 	Paths []string
+	// Bundles are local OPA bundles: directories or .tar.gz files.
+	Bundles []string
 	// Query is the Rego query whose value is the decision.
 	Query string
 	// Timeout bounds one evaluation.
 	Timeout time.Duration
 }
 
-// Engine is a prepared policy. It is safe for concurrent use.
+// Engine is a prepared policy. It is immutable and safe for concurrent
+// use; a policy change builds a new Engine.
 type Engine struct {
 	query    string
 	revision string
@@ -47,46 +52,134 @@ type Engine struct {
 	pq       rego.PreparedEvalQuery
 }
 
-// New loads, compiles and prepares the policy. A Rego error names the file
-// and line. At least one Rego module must be loaded: a policy set of data
-// alone would leave every query undefined, and so every request denied,
-// which is a configuration mistake better caught at load time.
+// sources are the local policy sources, read once.
+type sources struct {
+	files   *loader.Result
+	bundles map[string]*bundle.Bundle // by path
+	hash    string                    // of files; "" when there are none
+}
+
+// New loads, compiles and prepares a policy from local sources. A Rego
+// error names the file and line. At least one Rego module must be loaded:
+// a policy set of data alone would leave every query undefined, and so
+// every request denied, which is a configuration mistake better caught at
+// load time.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
-	if len(cfg.Paths) == 0 {
-		return nil, errors.New("policy: no policy files configured")
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
+	if len(cfg.Paths) == 0 && len(cfg.Bundles) == 0 {
+		return nil, errors.New("policy: no policy files or bundles configured")
+	}
+	src, err := loadSources(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if src.moduleCount() == 0 {
+		return nil, fmt.Errorf("policy: no Rego modules found in %s", strings.Join(append(cfg.Paths, cfg.Bundles...), ", "))
+	}
+	return build(ctx, cfg, src, "", nil)
+}
+
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Query == "" {
 		cfg.Query = DefaultQuery
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if err := checkQuery(cfg.Query); err != nil {
-		return nil, err
+	return cfg, checkQuery(cfg.Query)
+}
+
+func loadSources(cfg Config) (*sources, error) {
+	src := &sources{bundles: map[string]*bundle.Bundle{}}
+	if len(cfg.Paths) > 0 {
+		res, err := loader.NewFileLoader().Filtered(cfg.Paths, excludeTests)
+		if err != nil {
+			return nil, fmt.Errorf("policy: loading %s: %w", strings.Join(cfg.Paths, ", "), err)
+		}
+		src.files = res
+		if src.hash, err = revisionOf(res); err != nil {
+			return nil, err
+		}
 	}
-	res, err := loader.NewFileLoader().Filtered(cfg.Paths, excludeTests)
+	for _, path := range cfg.Bundles {
+		b, err := loader.NewFileLoader().WithSkipBundleVerification(true).AsBundle(path)
+		if err != nil {
+			return nil, fmt.Errorf("policy: loading bundle %s: %w", path, err)
+		}
+		src.bundles[path] = b
+	}
+	return src, nil
+}
+
+func (s *sources) moduleCount() int {
+	n := 0
+	if s.files != nil {
+		n += len(s.files.Modules)
+	}
+	for _, b := range s.bundles {
+		n += len(b.Modules)
+	}
+	return n
+}
+
+// build compiles and prepares the local sources plus, when remote is not
+// nil, the remote bundle.
+func build(ctx context.Context, cfg Config, src *sources, remoteName string, remote *bundle.Bundle) (*Engine, error) {
+	docs := map[string]any{}
+	var revs []string
+	opts := []func(*rego.Rego){rego.Query(cfg.Query)}
+	if src.files != nil {
+		docs = src.files.Documents
+		for _, name := range sortedKeys(src.files.Modules) {
+			opts = append(opts, rego.ParsedModule(src.files.Modules[name].Parsed))
+		}
+		revs = append(revs, src.hash)
+	}
+	// Bundles are activated into the store inside a write transaction
+	// that rego needs to be handed; it is committed once the policy has
+	// compiled.
+	store := inmem.NewFromObject(docs)
+	txn, err := store.NewTransaction(ctx, storage.WriteParams)
 	if err != nil {
-		return nil, fmt.Errorf("policy: loading %s: %w", strings.Join(cfg.Paths, ", "), err)
+		return nil, fmt.Errorf("policy: opening the data store: %w", err)
 	}
-	if len(res.Modules) == 0 {
-		return nil, fmt.Errorf("policy: no Rego modules found in %s", strings.Join(cfg.Paths, ", "))
+	opts = append(opts, rego.Store(store), rego.Transaction(txn))
+	for _, path := range sortedKeys(src.bundles) {
+		b := src.bundles[path]
+		opts = append(opts, rego.ParsedBundle(path, b))
+		revs = append(revs, bundleRevision(b))
 	}
-	revision, err := revisionOf(res)
-	if err != nil {
-		return nil, err
-	}
-	opts := []func(*rego.Rego){
-		rego.Query(cfg.Query),
-		rego.Store(inmem.NewFromObject(res.Documents)),
-	}
-	for _, name := range sortedKeys(res.Modules) {
-		opts = append(opts, rego.ParsedModule(res.Modules[name].Parsed))
+	if remote != nil {
+		opts = append(opts, rego.ParsedBundle(remoteName, remote))
+		revs = append(revs, bundleRevision(remote))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
+		store.Abort(ctx, txn)
 		return nil, fmt.Errorf("policy: compiling: %w", err)
 	}
-	return &Engine{query: cfg.Query, revision: revision, timeout: cfg.Timeout, pq: pq}, nil
+	if err := store.Commit(ctx, txn); err != nil {
+		return nil, fmt.Errorf("policy: activating data: %w", err)
+	}
+	return &Engine{query: cfg.Query, revision: strings.Join(revs, "+"), timeout: cfg.Timeout, pq: pq}, nil
+}
+
+// bundleRevision is the manifest's revision, or a content hash for a
+// bundle that names none.
+func bundleRevision(b *bundle.Bundle) string {
+	if b.Manifest.Revision != "" {
+		return b.Manifest.Revision
+	}
+	h := sha256.New()
+	for _, m := range b.Modules {
+		h.Write(m.Raw)
+	}
+	data, _ := json.Marshal(b.Data)
+	h.Write(data)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // checkQuery accepts only a plain reference into data. Anything else could
