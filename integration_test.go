@@ -29,6 +29,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/resetguard/caddy-resetguard/internal/bundletest"
+
 	_ "github.com/resetguard/caddy-resetguard"
 )
 
@@ -36,6 +38,9 @@ const (
 	gatewayURL = "http://localhost:9080"
 	dryRunURL  = "http://localhost:9081"
 	deadURL    = "http://localhost:9082"
+	// Two gateway instances sharing one bundle service.
+	bundleURL1 = "http://localhost:9083"
+	bundleURL2 = "http://localhost:9084"
 )
 
 // received is one request as the backend saw it.
@@ -129,6 +134,7 @@ func (b *backend) sentBody(tc string) []byte {
 // gateway is the running Caddy and what it writes.
 type gateway struct {
 	backend   *backend
+	bundles   *bundletest.Server
 	auditPath string
 
 	mu     sync.Mutex
@@ -173,6 +179,21 @@ func startGateway(t *testing.T) *gateway {
 			t.Fatal(err)
 		}
 		upstream := strings.TrimPrefix(be.srv.URL, "http://")
+		v1, err := bundletest.Build("v1", []string{"resetguard"}, bundlePolicy("v1", true), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundles := bundletest.NewServer(v1)
+		remoteGuard := fmt.Sprintf(`reset_guard {
+		policy {
+			remote %s bundles/resetguard.tar.gz {
+				polling 1s 1s
+				wait 10s
+			}
+			query data.resetguard.decision
+			timeout 2s
+		}
+	}`, bundles.URL)
 		guard := func(extra string) string {
 			return fmt.Sprintf(`reset_guard {
 		policy %s {
@@ -207,13 +228,21 @@ http://localhost:9082 {
 	%s
 	reverse_proxy %s
 }
-`, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead)
+http://localhost:9083 {
+	%s
+	reverse_proxy %s
+}
+http://localhost:9084 {
+	%s
+	reverse_proxy %s
+}
+`, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream)
 		tester := caddytest.NewTester(t)
 		tester.InitServer(config, "caddyfile")
 		if t.Failed() {
 			t.Fatal("gateway did not start")
 		}
-		theGateway = &gateway{backend: be, auditPath: auditPath}
+		theGateway = &gateway{backend: be, bundles: bundles, auditPath: auditPath}
 	})
 	if theGateway == nil {
 		t.Fatal("gateway failed to start in an earlier test")
@@ -712,5 +741,144 @@ func TestIntegration(t *testing.T) {
 				tc.check(t, resp, body, nil, got)
 			}
 		})
+	}
+}
+
+// bundlePolicy allows every caller (v1) or denies every caller with 403
+// and the version as reason, so a client can tell which revision decided.
+func bundlePolicy(version string, allow bool) map[string]string {
+	decision := fmt.Sprintf(`{"allow": true, "reasons": [%q]}`, version)
+	if !allow {
+		decision = fmt.Sprintf(`{"allow": false, "reasons": [%q], "status": 403}`, version)
+	}
+	return map[string]string{"resetguard/policy.rego": "package resetguard\n\ndecision := " + decision + "\n"}
+}
+
+// TestBundleHotSwap: two gateway instances poll one bundle service. While
+// requests run, a new revision is served and both switch to it within the
+// polling interval without a failed request; then a bundle that does not
+// compile is served and the previous revision keeps deciding.
+func TestBundleHotSwap(t *testing.T) {
+	g := startGateway(t)
+	instances := []string{bundleURL1, bundleURL2}
+	do := func(base string) (int, string, error) {
+		req, err := http.NewRequest(http.MethodPost, base+"/api/v1/ChatSession/427/Reset", http.NoBody)
+		if err != nil {
+			return 0, "", err
+		}
+		req.Header.Set("Authorization", basic("bot", "hunter2"))
+		req.Header.Set("X-Test-Case", "hot-swap")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return 0, "", err
+		}
+		if resp.StatusCode == http.StatusForbidden {
+			var eb struct{ Reasons []string }
+			_ = json.Unmarshal(body, &eb)
+			if len(eb.Reasons) > 0 {
+				return resp.StatusCode, eb.Reasons[0], nil
+			}
+		}
+		return resp.StatusCode, "", nil
+	}
+	for _, base := range instances {
+		if code, _, err := do(base); err != nil || code != http.StatusOK {
+			t.Fatalf("%s under v1: %d %v, want 200", base, code, err)
+		}
+	}
+
+	// Load: 4 clients per instance until told to stop.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	total := 0
+	for _, base := range instances {
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					code, _, err := do(base)
+					mu.Lock()
+					total++
+					if err != nil || (code != http.StatusOK && code != http.StatusForbidden) {
+						failures = append(failures, fmt.Sprintf("%s: %d %v", base, code, err))
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+
+	v2, err := bundletest.Build("v2", []string{"resetguard"}, bundlePolicy("v2", false), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := time.Now()
+	g.bundles.Set(v2)
+	for _, base := range instances {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code, reason, err := do(base)
+			if err == nil && code == http.StatusForbidden && reason == "v2" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not switch to v2 within 5s (polling interval 1s): %d %s %v", base, code, reason, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("both instances decided under v2 %s after it was served", time.Since(swapped).Round(time.Millisecond))
+
+	broken, err := bundletest.Build("v3-broken", []string{"resetguard"},
+		map[string]string{"resetguard/policy.rego": "package resetguard\n\ndecision := {\"allow\": true, \"reasons\": [x]}\n"}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	polls := g.bundles.Requests.Load()
+	g.bundles.Set(broken)
+	waitUntil := time.Now().Add(10 * time.Second)
+	for g.bundles.Requests.Load() < polls+4 { // both instances fetched it at least twice
+		if time.Now().After(waitUntil) {
+			t.Fatal("instances stopped polling")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, base := range instances {
+		if code, reason, err := do(base); err != nil || code != http.StatusForbidden || reason != "v2" {
+			t.Fatalf("%s after a broken bundle: %d %q %v; v2 must keep deciding", base, code, reason, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed during the swaps, first: %s", len(failures), total, failures[0])
+	}
+	if total < 50 {
+		t.Fatalf("only %d requests ran under load; the test proves little", total)
+	}
+	t.Logf("%d requests under load, none failed", total)
+
+	// The records name the revision each decision was made under.
+	revs := map[string]int{}
+	for _, rec := range g.newAuditLines(t) {
+		if rev, ok := field(rec, "resetguard.decision.policy_revision").(string); ok {
+			revs[rev]++
+		}
+	}
+	if revs["v1"] == 0 || revs["v2"] == 0 || revs["v3-broken"] != 0 {
+		t.Fatalf("audit revisions %v: want v1 and v2, never the broken v3", revs)
 	}
 }
