@@ -50,6 +50,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    realm            <realm>
 //	    fingerprint_key  <key or {env.VAR}>
 //	    input_headers    <header names...>
+//	    session_lookup   <upstream url> {
+//	        timeout <duration>
+//	    }
 //	    max_request_body <size>
 //	    max_response_body <size>
 //	}
@@ -98,6 +101,26 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.InputHeaders) == 0 {
 				return d.ArgErr()
 			}
+		case "session_lookup":
+			sl := &SessionLookup{}
+			if !d.AllArgs(&sl.Upstream) {
+				return d.ArgErr()
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				if d.Val() != "timeout" {
+					return d.Errf("unrecognized session_lookup option %q", d.Val())
+				}
+				var v string
+				if !d.AllArgs(&v) {
+					return d.ArgErr()
+				}
+				dur, err := caddy.ParseDuration(v)
+				if err != nil || dur <= 0 {
+					return d.Errf("session_lookup timeout %q: want a positive duration", v)
+				}
+				sl.Timeout = caddy.Duration(dur)
+			}
+			h.SessionLookup = sl
 		case "max_request_body", "max_response_body":
 			var s string
 			if !d.AllArgs(&s) {

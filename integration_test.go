@@ -41,6 +41,8 @@ const (
 	// Two gateway instances sharing one bundle service.
 	bundleURL1 = "http://localhost:9083"
 	bundleURL2 = "http://localhost:9084"
+	// A gateway that reads the session before deciding.
+	lookupURL = "http://localhost:9085"
 )
 
 // received is one request as the backend saw it.
@@ -63,7 +65,10 @@ type backend struct {
 	sent map[string][]byte
 }
 
-var idInPath = regexp.MustCompile(`(?i)/chatsession/([0-9]+)/reset`)
+var (
+	idInPath     = regexp.MustCompile(`(?i)/chatsession/([0-9]+)/reset`)
+	lookupInPath = regexp.MustCompile(`(?i)/chatsession/([0-9]+)$`)
+)
 
 func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
@@ -72,6 +77,12 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.got[tc] = append(b.got[tc], received{Method: r.Method, Path: r.URL.RawPath + "|" + r.URL.Path, Header: r.Header.Clone(), Body: body})
 	b.mu.Unlock()
 
+	// Lookups carry only the caller's credential headers, never the
+	// suite's X-Test-Case.
+	if m := lookupInPath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodGet && tc == "" {
+		b.serveLookup(w, r, m[1], body)
+		return
+	}
 	id := "831"
 	if m := idInPath.FindStringSubmatch(r.URL.Path); m != nil {
 		id = m[1]
@@ -110,6 +121,35 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out = entity
 	}
 	b.record(tc, out)
+	_, _ = w.Write(out)
+}
+
+// serveLookup answers the pre-reset GET of a session: session 77 is
+// Closed, 78 fails, 79 does not exist, 80 is slower than the lookup
+// timeout; the rest are InQueue.
+func (b *backend) serveLookup(w http.ResponseWriter, r *http.Request, id string, body []byte) {
+	b.mu.Lock()
+	b.got["lookup-"+id] = append(b.got["lookup-"+id], received{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	b.mu.Unlock()
+	switch id {
+	case "78":
+		http.Error(w, `{"Error": true}`, http.StatusInternalServerError)
+		return
+	case "79":
+		http.Error(w, `{"Error": true, "ErrorType": "SoNotFoundException"}`, http.StatusNotFound)
+		return
+	case "80":
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+		return
+	}
+	out := bytes.Replace(b.entity, []byte(`"ChatSessionId": 427`), []byte(`"ChatSessionId": `+id), 1)
+	if id == "77" {
+		out = bytes.Replace(out, []byte(`"Status": "InQueue"`), []byte(`"Status": "Closed"`), 1)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, _ = w.Write(out)
 }
 
@@ -236,7 +276,12 @@ http://localhost:9084 {
 	%s
 	reverse_proxy %s
 }
-`, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream)
+http://localhost:9085 {
+	%s
+	reverse_proxy %s
+}
+`, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream,
+			guard("session_lookup "+be.srv.URL+" {\n\t\t\ttimeout 500ms\n\t\t}"), upstream)
 		tester := caddytest.NewTester(t)
 		tester.InitServer(config, "caddyfile")
 		if t.Failed() {
@@ -880,5 +925,62 @@ func TestBundleHotSwap(t *testing.T) {
 	}
 	if revs["v1"] == 0 || revs["v2"] == 0 || revs["v3-broken"] != 0 {
 		t.Fatalf("audit revisions %v: want v1 and v2, never the broken v3", revs)
+	}
+}
+
+// TestSessionLookup: with session_lookup, the policy sees the session as
+// the backend has it now, fetched with the caller's own credential; a
+// failed lookup refuses the reset.
+func TestSessionLookup(t *testing.T) {
+	g := startGateway(t)
+	g.newAuditLines(t)
+	tests := []struct {
+		id         string
+		wantStatus int
+		wantReason string
+	}{
+		{"427", 200, ""},
+		{"77", 409, "session_closed"},
+		{"78", 503, "session_lookup_failed"},
+		{"79", 404, "session_not_found"},
+		{"80", 503, "session_lookup_failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, lookupURL+"/SuperOffice/api/v1/ChatSession/"+tt.id+"/Reset", http.NoBody)
+			if err != nil {
+				t.Fatal(err)
+			}
+			auth := basic("bot", "hunter2")
+			req.Header.Set("Authorization", auth)
+			req.Header.Set("X-Test-Case", "lookup-case-"+tt.id)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			lookups := g.backend.requests("lookup-" + tt.id)
+			if len(lookups) != 1 {
+				t.Fatalf("backend saw %d lookups, want 1", len(lookups))
+			}
+			if lookups[0].Header.Get("Authorization") != auth || !strings.EqualFold(lookups[0].Path, "/superoffice/api/v1/ChatSession/"+tt.id) {
+				t.Errorf("lookup %s with Authorization %q; want the caller's credential under the request's prefix", lookups[0].Path, lookups[0].Header.Get("Authorization"))
+			}
+			forwarded := len(g.backend.requests("lookup-case-" + tt.id))
+			if (tt.wantStatus == 200) != (forwarded == 1) {
+				t.Errorf("reset forwarded %d times for status %d", forwarded, tt.wantStatus)
+			}
+			recs := g.newAuditLines(t)
+			if len(recs) != 1 {
+				t.Fatalf("%d audit records, want 1", len(recs))
+			}
+			if tt.wantReason != "" && field(recs[0], "event.reason") != tt.wantReason {
+				t.Errorf("audit reason %v, want %s", field(recs[0], "event.reason"), tt.wantReason)
+			}
+		})
 	}
 }

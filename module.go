@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/credential"
 	"github.com/resetguard/caddy-resetguard/policy"
+	"github.com/resetguard/caddy-resetguard/session"
 )
 
 // Defaults for the size bounds.
@@ -79,6 +81,11 @@ type Handler struct {
 	// X-Request-Id, X-Forwarded-For.
 	InputHeaders []string `json:"input_headers,omitempty"`
 
+	// SessionLookup, when set, fetches the current ChatSessionEntity from
+	// the backend before the policy decides and puts it (without
+	// SessionKey, chat text and customer data) in input.session.
+	SessionLookup *SessionLookup `json:"session_lookup,omitempty"`
+
 	// MaxRequestBody bounds the body read from an Agents
 	// ResetChatSession request to find the session id; larger bodies get
 	// 413. Default 64 KiB.
@@ -92,6 +99,7 @@ type Handler struct {
 	schemes     []credential.Scheme
 	fingerprint *credential.Fingerprinter
 	policy      *policy.Manager
+	lookup      *session.Lookup
 	sink        *audit.Sink
 	logger      *zap.Logger
 }
@@ -127,6 +135,17 @@ type PolicyConfig struct {
 	// DryRun evaluates and audits every decision but forwards the
 	// request whatever it says: for trying a new policy on live traffic.
 	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// SessionLookup configures the pre-reset session lookup.
+type SessionLookup struct {
+	// Upstream is the backend's base URL, e.g. http://127.0.0.1:8081.
+	// The lookup goes to {upstream}{prefix}/api/v1/ChatSession/{id} with
+	// the caller's own credential headers.
+	Upstream string `json:"upstream"`
+	// Timeout bounds the lookup; past it the reset is refused with 503
+	// (session_lookup_failed). Default 2s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
 }
 
 // RemoteBundle configures a bundle service.
@@ -210,6 +229,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	key := caddy.NewReplacer().ReplaceKnown(h.FingerprintKey, "")
 	h.fingerprint = credential.NewFingerprinter([]byte(key))
 
+	if sl := h.SessionLookup; sl != nil {
+		upstream := caddy.NewReplacer().ReplaceKnown(sl.Upstream, "")
+		u, err := url.Parse(upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("reset_guard: session_lookup upstream %q: want an http(s) URL", sl.Upstream)
+		}
+		timeout := time.Duration(sl.Timeout)
+		if timeout <= 0 {
+			timeout = 2 * time.Second
+		}
+		h.lookup = &session.Lookup{Upstream: upstream, Timeout: timeout, Client: &http.Client{
+			// A lookup never follows a redirect: it could carry the
+			// caller's credential elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}}
+	}
 	remote, wait, err := h.Policy.remote()
 	if err != nil {
 		return fmt.Errorf("reset_guard: %w", err)
@@ -368,6 +403,21 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		x.rec.UserDomain = cred.Tenant
 	}
 
+	// Step 4b: the session as it is now, when configured.
+	var current map[string]any
+	if h.lookup != nil {
+		s, err := h.lookup.Fetch(r.Context(), t.prefix, x.rec.SessionID, r.Header)
+		if err != nil {
+			var le *session.Error
+			if !errors.As(err, &le) {
+				le = &session.Error{Status: http.StatusServiceUnavailable, Reason: "session_lookup_failed", Err: err}
+			}
+			h.logger.Warn("session lookup failed; refusing", zap.String("request_id", x.rec.RequestID), zap.Error(err))
+			return h.refuse(x, le.Status, le.Reason, "the chat session could not be read before the reset")
+		}
+		current = s
+	}
+
 	// Step 5: policy. The engine is taken once, so a bundle activated
 	// meanwhile does not change this request's decision half-way.
 	engine := h.policy.Engine()
@@ -375,6 +425,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return h.refuse(x, http.StatusServiceUnavailable, "policy_not_ready", "no access policy is active yet")
 	}
 	in := h.input(x, cred, fp)
+	in.Session = current
 	evalStart := time.Now()
 	dec, err := engine.Eval(r.Context(), in.Value())
 	x.rec.Decision = &audit.Decision{

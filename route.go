@@ -31,6 +31,9 @@ type target struct {
 	tenant string
 	// idSegment is the REST route's {chatSessionId} segment, decoded.
 	idSegment string
+	// prefix is the normalised path before /api ("" or "/superoffice"),
+	// for calls to other backend routes under the same installation.
+	prefix string
 }
 
 // maxDecodeRounds bounds repeated percent-decoding: a double-encoded
@@ -54,10 +57,10 @@ func classify(escapedPath string) target {
 	// to 's', as a case-insensitive .NET router may.
 	eq := strings.EqualFold
 	if n >= 5 && eq(segs[n-1], "reset") && eq(segs[n-3], "chatsession") && eq(segs[n-5], "api") {
-		return target{route: RouteREST, tenant: tenantBefore(segs, n-5), idSegment: segs[n-2]}
+		return target{route: RouteREST, tenant: tenantBefore(segs, n-5), idSegment: segs[n-2], prefix: prefixOf(segs, n-5)}
 	}
 	if n >= 5 && eq(segs[n-1], "resetchatsession") && eq(segs[n-2], "chat") && eq(segs[n-3], "agents") && eq(segs[n-5], "api") {
-		return target{route: RouteAgents, tenant: tenantBefore(segs, n-5)}
+		return target{route: RouteAgents, tenant: tenantBefore(segs, n-5), prefix: prefixOf(segs, n-5)}
 	}
 	return target{}
 }
@@ -78,6 +81,13 @@ func tenantBefore(segs []string, api int) string {
 		return "Cust" + s[4:]
 	}
 	return ""
+}
+
+func prefixOf(segs []string, api int) string {
+	if api == 0 {
+		return ""
+	}
+	return "/" + strings.Join(segs[:api], "/")
 }
 
 func mightBeReset(p string) bool {

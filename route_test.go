@@ -159,6 +159,7 @@ var classifyCases = []classifyCase{
 func TestClassify(t *testing.T) {
 	for _, tc := range classifyCases {
 		got := classify(tc.path)
+		got.prefix = "" // checked by TestClassifyPrefix
 		if got != tc.want {
 			t.Errorf("classify(%q) = %+v, want %+v", tc.path, got, tc.want)
 		}
@@ -604,6 +605,19 @@ func TestClassifyUnicodeLookAlikes(t *testing.T) {
 	} {
 		if got := classify(p); got.route == RouteNone {
 			t.Errorf("classify(%q) passes through; want it guarded", p)
+		}
+	}
+}
+
+func TestClassifyPrefix(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"/api/v1/ChatSession/427/Reset", ""},
+		{"/SuperOffice/api/v1/ChatSession/427/Reset", "/superoffice"},
+		{"/Cust12345/api/v1/Agents/Chat/ResetChatSession", "/cust12345"},
+		{"/a//b/../c/api/v1/ChatSession/427/Reset", "/a/c"},
+	} {
+		if got := classify(tc.path).prefix; got != tc.want {
+			t.Errorf("classify(%q).prefix = %q, want %q", tc.path, got, tc.want)
 		}
 	}
 }

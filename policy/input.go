@@ -19,7 +19,10 @@ type Input struct {
 	Request    Request
 	Credential Credential
 	Principal  Principal
-	Time       time.Time
+	// Session is the current ChatSessionEntity (redacted), when a
+	// pre-reset lookup is configured; nil otherwise.
+	Session map[string]any
+	Time    time.Time
 }
 
 // Request describes the HTTP request without its secrets.
@@ -62,6 +65,13 @@ func (in *Input) Value() ast.Value {
 	}
 	if in.SessionID > 0 {
 		items = append(items, item("session_id", ast.IntNumberTerm(int(in.SessionID))))
+	}
+	if in.Session != nil {
+		// The entity arrives as decoded JSON (numbers as json.Number);
+		// InterfaceToValue walks it without a JSON round trip.
+		if v, err := ast.InterfaceToValue(in.Session); err == nil {
+			items = append(items, item("session", ast.NewTerm(v)))
+		}
 	}
 	return ast.NewObject(items...)
 }
