@@ -4,6 +4,7 @@
 package main
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -12,5 +13,7 @@ import (
 )
 
 func main() {
+	// Help and usage texts name this binary, not "caddy".
+	caddy.CustomBinaryName = "resetguard"
 	caddycmd.Main()
 }
