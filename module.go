@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -47,9 +48,28 @@ var DefaultInputHeaders = []string{"User-Agent", "Accept", "Content-Type", "X-Re
 // secretHeaders may never be copied into policy input.
 var secretHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Xsrf-Token", "So-Apptoken"}
 
-// secretQueryKeys are query parameters dropped from the policy input
-// because clients have been known to put credentials there.
-var secretQueryKeys = []string{"access_token", "id_token", "token", "ticket", "xsrf-token", "xsrf_token", "so-apptoken", "apptoken", "password", "sessionkey", "api_key", "apikey"}
+// secretQueryWords: a query parameter whose name, lower-cased and without
+// '-', '_' and '.', contains one of these is dropped from the policy
+// input, because clients put credentials in query strings under many
+// names (access_token, so_apptoken, client_secret, X-XSRF-TOKEN, …).
+var secretQueryWords = []string{"token", "ticket", "secret", "password", "passwd", "auth", "key", "jwt", "cookie", "session", "xsrf", "credential"}
+
+// isSecretQueryKey reports whether a query parameter may carry a secret.
+func isSecretQueryKey(k string) bool {
+	norm := strings.Map(func(r rune) rune {
+		switch r {
+		case '-', '_', '.':
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, k)
+	for _, w := range secretQueryWords {
+		if strings.Contains(norm, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // methodOverrideHeaders let a client ask a framework to treat a request
 // as another method; on a reset route they are refused, not interpreted.
@@ -523,10 +543,8 @@ func (h *Handler) input(x *exchange, cred credential.Credential, fp string) *pol
 	}
 	query := r.URL.Query()
 	for k := range query {
-		for _, s := range secretQueryKeys {
-			if strings.EqualFold(k, s) {
-				delete(query, k)
-			}
+		if isSecretQueryKey(k) {
+			delete(query, k)
 		}
 	}
 	return &policy.Input{

@@ -176,7 +176,7 @@ func parseBearer(value, pathTenant string) (Credential, error) {
 		if pathTenant != "" && !strings.EqualFold(tenant, pathTenant) {
 			return Credential{}, &Failure{Reason: "tenant_mismatch", InvalidToken: true}
 		}
-		return Credential{Scheme: SchemeBearer, Kind: KindSuperOfficeToken, Tenant: tenant, secret: value}, nil
+		return Credential{Scheme: SchemeBearer, Kind: KindSuperOfficeToken, Tenant: canonicalTenant(tenant), secret: value}, nil
 	}
 	if looksLikeJWT(value) {
 		// JWTs are accepted only once they can be verified against a
@@ -185,6 +185,15 @@ func parseBearer(value, pathTenant string) (Credential, error) {
 		return Credential{}, &Failure{Reason: "jwt_not_verifiable", InvalidToken: true}
 	}
 	return Credential{}, &Failure{Reason: "malformed_bearer", InvalidToken: true}
+}
+
+// canonicalTenant spells an Online context identifier as SuperOffice
+// does ("Cust12345"), so that policies and records compare one form.
+func canonicalTenant(t string) string {
+	if len(t) > 4 && strings.EqualFold(t[:4], "cust") && strings.Trim(t[4:], "0123456789") == "" {
+		return "Cust" + t[4:]
+	}
+	return t
 }
 
 // looksLikeJWT reports a compact JWS shape: three non-empty base64url parts.

@@ -114,7 +114,7 @@ var parseCases = []parseCase{
 	{name: "bearer token tenant case-insensitive", headers: authz("Bearer " + soToken), pathTenant: "cust12345",
 		want: Credential{Scheme: SchemeBearer, Kind: KindSuperOfficeToken, Tenant: "Cust12345", secret: soToken}},
 	{name: "bearer lower-case token tenant", headers: authz("Bearer 8A:cust12345.AbCd"), pathTenant: pathTenant,
-		want: Credential{Scheme: SchemeBearer, Kind: KindSuperOfficeToken, Tenant: "cust12345", secret: "8A:cust12345.AbCd"}},
+		want: Credential{Scheme: SchemeBearer, Kind: KindSuperOfficeToken, Tenant: "Cust12345", secret: "8A:cust12345.AbCd"}},
 	{name: "bearer token no path tenant", headers: authz("Bearer " + soToken), pathTenant: "",
 		want: Credential{Scheme: SchemeBearer, Kind: KindSuperOfficeToken, Tenant: "Cust12345", secret: soToken}},
 	{name: "bearer lower-case scheme", headers: authz("bearer " + soToken), pathTenant: pathTenant,
