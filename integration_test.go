@@ -926,6 +926,47 @@ func TestBundleHotSwap(t *testing.T) {
 	if revs["v1"] == 0 || revs["v2"] == 0 || revs["v3-broken"] != 0 {
 		t.Fatalf("audit revisions %v: want v1 and v2, never the broken v3", revs)
 	}
+
+	// Activations and rejections are exported on Caddy's /metrics.
+	metrics := scrape(t)
+	if v := metrics["resetguard_policy_bundle_activations_total"]; v < 4 { // v1 and v2 on each instance
+		t.Errorf("bundle activations = %v, want >= 4", v)
+	}
+	if v := metrics["resetguard_policy_bundle_rejections_total"]; v < 2 {
+		t.Errorf("bundle rejections = %v, want >= 2 (v3 on each instance)", v)
+	}
+	if v := metrics[`resetguard_requests_total{outcome="failure",route="rest",type="denied"}`]; v < 1 {
+		t.Errorf("denied requests = %v, want > 0", v)
+	}
+}
+
+// scrape reads the unlabelled and labelled sample values from Caddy's
+// admin /metrics.
+func scrape(t *testing.T) map[string]float64 {
+	t.Helper()
+	resp, err := client.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }
 
 // TestSessionLookup: with session_lookup, the policy sees the session as

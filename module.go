@@ -265,9 +265,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}}
 	}
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
 	remote, wait, err := h.Policy.remote()
 	if err != nil {
 		return fmt.Errorf("reset_guard: %w", err)
+	}
+	if remote != nil {
+		remote.OnActivate = func(string) { guardMetrics.bundleActivations.Inc() }
+		remote.OnReject = func(error) { guardMetrics.bundleRejections.Inc() }
 	}
 	pm, err := policy.NewManager(ctx, h.Policy.engineConfig(), remote, wait, h.logger)
 	if err != nil {
@@ -456,6 +463,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		Revision: engine.Revision(),
 		Eval:     time.Since(evalStart),
 	}
+	guardMetrics.evalSeconds.Observe(x.rec.Decision.Eval.Seconds())
 	if err != nil && r.Context().Err() != nil {
 		// The client left while the policy ran: nothing to answer, but
 		// the attempt is still recorded.
@@ -690,6 +698,11 @@ func (h *Handler) emit(x *exchange, outcome, reason string) {
 	x.rec.Reason = reason
 	x.rec.Duration = time.Since(x.start)
 	h.sink.Write(x.rec)
+	typ := "denied"
+	if x.rec.Allowed {
+		typ = "allowed"
+	}
+	guardMetrics.requests.WithLabelValues(x.rec.Route, typ, outcome).Inc()
 }
 
 func requestID(r *http.Request) string {

@@ -40,6 +40,10 @@ type Remote struct {
 	Algorithm string
 	// Scope the signature must carry, if any.
 	Scope string
+	// OnActivate and OnReject, when set, are told of each activated and
+	// each rejected bundle (for metrics).
+	OnActivate func(revision string)
+	OnReject   func(err error)
 }
 
 // Status reports what a Manager has done.
@@ -203,6 +207,9 @@ func (m *Manager) onUpdate(ctx context.Context, u download.Update) error {
 		return nil
 	}
 	m.activate(e)
+	if m.remote.OnActivate != nil {
+		m.remote.OnActivate(e.Revision())
+	}
 	m.log.Info("policy bundle activated", zap.String("policy_revision", e.Revision()), zap.String("etag", u.ETag))
 	return nil
 }
@@ -217,6 +224,9 @@ func (m *Manager) activate(e *Engine) {
 
 func (m *Manager) fail(err error) {
 	m.failures.Add(1)
+	if m.remote.OnReject != nil {
+		m.remote.OnReject(err)
+	}
 	m.mu.Lock()
 	m.lastErr = err.Error()
 	m.mu.Unlock()
