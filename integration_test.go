@@ -43,6 +43,8 @@ const (
 	bundleURL2 = "http://localhost:9084"
 	// A gateway that reads the session before deciding.
 	lookupURL = "http://localhost:9085"
+	// A gateway whose policy file the reload test rewrites.
+	reloadURL = "http://localhost:9086"
 )
 
 // received is one request as the backend saw it.
@@ -175,6 +177,8 @@ func (b *backend) sentBody(tc string) []byte {
 type gateway struct {
 	backend   *backend
 	bundles   *bundletest.Server
+	config    string // the Caddyfile loaded
+	reloadDir string // the policy directory of reloadURL
 	auditPath string
 
 	mu     sync.Mutex
@@ -214,6 +218,13 @@ func startGateway(t *testing.T) *gateway {
 			t.Fatal(err)
 		}
 		auditPath := filepath.Join(dir, "audit.log")
+		reloadDir := filepath.Join(dir, "reload-policy")
+		if err := os.MkdirAll(reloadDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(reloadDir, "policy.rego"), []byte(bundlePolicy("reload-v1", true)["resetguard/policy.rego"]), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		policyDir, err := filepath.Abs("testdata/caddy")
 		if err != nil {
 			t.Fatal(err)
@@ -280,14 +291,21 @@ http://localhost:9085 {
 	%s
 	reverse_proxy %s
 }
+http://localhost:9086 {
+	reset_guard {
+		policy %s
+		query data.resetguard.decision
+	}
+	reverse_proxy %s
+}
 `, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream,
-			guard("session_lookup "+be.srv.URL+" {\n\t\t\ttimeout 500ms\n\t\t}"), upstream)
+			guard("session_lookup "+be.srv.URL+" {\n\t\t\ttimeout 500ms\n\t\t}"), upstream, reloadDir, upstream)
 		tester := caddytest.NewTester(t)
 		tester.InitServer(config, "caddyfile")
 		if t.Failed() {
 			t.Fatal("gateway did not start")
 		}
-		theGateway = &gateway{backend: be, bundles: bundles, auditPath: auditPath}
+		theGateway = &gateway{backend: be, bundles: bundles, auditPath: auditPath, config: config, reloadDir: reloadDir}
 	})
 	if theGateway == nil {
 		t.Fatal("gateway failed to start in an earlier test")
@@ -1023,5 +1041,70 @@ func TestSessionLookup(t *testing.T) {
 				t.Errorf("audit reason %v, want %s", field(recs[0], "event.reason"), tt.wantReason)
 			}
 		})
+	}
+}
+
+// TestConfigReloadRereadsPolicy: a Caddy config reload reads the policy
+// files again. It reloads the whole shared config, so it stays the last
+// test of this file.
+func TestConfigReloadRereadsPolicy(t *testing.T) {
+	g := startGateway(t)
+	post := func() (int, string) {
+		req, err := http.NewRequest(http.MethodPost, reloadURL+"/api/v1/ChatSession/427/Reset", http.NoBody)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", basic("bot", "hunter2"))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var eb struct{ Reasons []string }
+		body, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(body, &eb)
+		if len(eb.Reasons) > 0 {
+			return resp.StatusCode, eb.Reasons[0]
+		}
+		return resp.StatusCode, ""
+	}
+	g.newAuditLines(t)
+	if code, _ := post(); code != http.StatusOK {
+		t.Fatalf("before the reload: %d, want 200", code)
+	}
+	before := field(g.newAuditLines(t)[0], "resetguard.decision.policy_revision")
+
+	if err := os.WriteFile(filepath.Join(g.reloadDir, "policy.rego"), []byte(bundlePolicy("reload-v2", false)["resetguard/policy.rego"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := post(); code != http.StatusOK {
+		t.Fatal("a changed file must not change the policy before a reload")
+	}
+	g.newAuditLines(t)
+
+	req, err := http.NewRequest(http.MethodPost, "http://localhost:2999/load", strings.NewReader(g.config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/caddyfile")
+	req.Header.Set("Cache-Control", "must-revalidate") // reload even though the config text is unchanged
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reload: %d %s", resp.StatusCode, body)
+	}
+	if code, reason := post(); code != http.StatusForbidden || reason != "reload-v2" {
+		t.Fatalf("after the reload: %d %q, want 403 reload-v2", code, reason)
+	}
+	recs := g.newAuditLines(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d audit records, want 1", len(recs))
+	}
+	if after := field(recs[0], "resetguard.decision.policy_revision"); after == before || after == nil {
+		t.Fatalf("policy revision %v after the reload, was %v: want a new one", after, before)
 	}
 }
