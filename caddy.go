@@ -50,6 +50,25 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    realm            <realm>
 //	    fingerprint_key  <key or {env.VAR}>
 //	    input_headers    <header names...>
+//	    identity {
+//	        jwt {
+//	            issuer <iss>
+//	            audience <aud...>
+//	            algorithms <alg...>
+//	            leeway <duration>
+//	            jwks_file <file> | jwks_url <url>
+//	            refresh <duration>
+//	            min_refresh <duration>
+//	            required_claims <claim...>
+//	            max_token_bytes <n>
+//	            subject_claim | associate_id_claim | tenant_claim <claim>
+//	        }
+//	        principal_lookup <upstream url> {
+//	            timeout <duration>
+//	            ttl <duration>
+//	            max_entries <n>
+//	        }
+//	    }
 //	    session_lookup   <upstream url> {
 //	        timeout <duration>
 //	    }
@@ -100,6 +119,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.InputHeaders = d.RemainingArgs()
 			if len(h.InputHeaders) == 0 {
 				return d.ArgErr()
+			}
+		case "identity":
+			if err := h.unmarshalIdentity(d); err != nil {
+				return err
 			}
 		case "session_lookup":
 			sl := &SessionLookup{}
@@ -250,6 +273,132 @@ func (h *Handler) unmarshalRemote(d *caddyfile.Dispenser) error {
 		}
 	}
 	h.Policy.Remote = r
+	return nil
+}
+
+func (h *Handler) unmarshalIdentity(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	id := &Identity{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "jwt":
+			j := &JWTIdentity{}
+			for n := d.Nesting(); d.NextBlock(n); {
+				if err := unmarshalJWTOption(d, j); err != nil {
+					return err
+				}
+			}
+			id.JWT = j
+		case "principal_lookup":
+			p := &PrincipalLookupIdentity{}
+			if !d.AllArgs(&p.Upstream) {
+				return d.ArgErr()
+			}
+			for n := d.Nesting(); d.NextBlock(n); {
+				opt := d.Val()
+				var v string
+				if !d.AllArgs(&v) {
+					return d.ArgErr()
+				}
+				switch opt {
+				case "timeout", "ttl":
+					dur, err := caddy.ParseDuration(v)
+					if err != nil || dur <= 0 {
+						return d.Errf("principal_lookup %s %q: want a positive duration", opt, v)
+					}
+					if opt == "timeout" {
+						p.Timeout = caddy.Duration(dur)
+					} else {
+						p.TTL = caddy.Duration(dur)
+					}
+				case "max_entries":
+					n, err := strconv.Atoi(v)
+					if err != nil || n < 1 {
+						return d.Errf("principal_lookup max_entries %q: want a positive number", v)
+					}
+					p.MaxEntries = n
+				default:
+					return d.Errf("unrecognized principal_lookup option %q", opt)
+				}
+			}
+			id.PrincipalLookup = p
+		default:
+			return d.Errf("unrecognized identity option %q", d.Val())
+		}
+	}
+	h.Identity = id
+	return nil
+}
+
+func unmarshalJWTOption(d *caddyfile.Dispenser, j *JWTIdentity) error {
+	opt := d.Val()
+	args := d.RemainingArgs()
+	one := func(dst *string) error {
+		if len(args) != 1 {
+			return d.ArgErr()
+		}
+		*dst = args[0]
+		return nil
+	}
+	dur := func(dst *caddy.Duration) error {
+		if len(args) != 1 {
+			return d.ArgErr()
+		}
+		v, err := caddy.ParseDuration(args[0])
+		if err != nil || v < 0 {
+			return d.Errf("jwt %s %q: want a duration", opt, args[0])
+		}
+		*dst = caddy.Duration(v)
+		return nil
+	}
+	switch opt {
+	case "issuer":
+		return one(&j.Issuer)
+	case "audience", "audiences":
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		j.Audiences = append(j.Audiences, args...)
+	case "algorithms":
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		j.Algorithms = args
+	case "required_claims":
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		j.RequiredClaims = args
+	case "jwks_file":
+		return one(&j.JWKSFile)
+	case "jwks_url":
+		return one(&j.JWKSURL)
+	case "subject_claim":
+		return one(&j.SubjectClaim)
+	case "associate_id_claim":
+		return one(&j.AssociateIDClaim)
+	case "tenant_claim":
+		return one(&j.TenantClaim)
+	case "leeway":
+		return dur(&j.Leeway)
+	case "refresh":
+		return dur(&j.Refresh)
+	case "min_refresh":
+		return dur(&j.MinRefresh)
+	case "max_token_bytes":
+		if len(args) != 1 {
+			return d.ArgErr()
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 64 {
+			return d.Errf("jwt max_token_bytes %q: want a number >= 64", args[0])
+		}
+		j.MaxTokenBytes = n
+	default:
+		return d.Errf("unrecognized jwt option %q", opt)
+	}
 	return nil
 }
 

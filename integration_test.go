@@ -58,9 +58,11 @@ type received struct {
 // backend is the stand-in SuperOffice: it answers per the X-Backend-Mode
 // header, and remembers what it received and what it sent per X-Test-Case.
 type backend struct {
-	srv    *httptest.Server
-	entity []byte // testdata/entities/reset.json
-	xml    []byte // testdata/entities/reset.xml
+	srv *httptest.Server
+	// principals answers GET /api/v1/User/currentPrincipal.
+	principals func(http.ResponseWriter, *http.Request)
+	entity     []byte // testdata/entities/reset.json
+	xml        []byte // testdata/entities/reset.xml
 
 	mu   sync.Mutex
 	got  map[string][]received
@@ -79,6 +81,10 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.got[tc] = append(b.got[tc], received{Method: r.Method, Path: r.URL.RawPath + "|" + r.URL.Path, Header: r.Header.Clone(), Body: body})
 	b.mu.Unlock()
 
+	if strings.HasSuffix(strings.ToLower(r.URL.Path), "/api/v1/user/currentprincipal") && b.principals != nil {
+		b.principals(w, r)
+		return
+	}
 	// Lookups carry only the caller's credential headers, never the
 	// suite's X-Test-Case.
 	if m := lookupInPath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodGet && tc == "" {
@@ -176,6 +182,7 @@ func (b *backend) sentBody(tc string) []byte {
 // gateway is the running Caddy and what it writes.
 type gateway struct {
 	backend   *backend
+	identity  *identityFixture
 	bundles   *bundletest.Server
 	config    string // the Caddyfile loaded
 	reloadDir string // the policy directory of reloadURL
@@ -203,6 +210,8 @@ func startGateway(t *testing.T) *gateway {
 			t.Fatal(err)
 		}
 		be := &backend{entity: entity, xml: xmlEntity, got: map[string][]received{}, sent: map[string][]byte{}}
+		idf := newIdentityFixture(t)
+		be.principals = idf.servePrincipal
 		be.srv = httptest.NewServer(be)
 
 		// A loopback port with nothing listening, for "upstream unreachable".
@@ -300,12 +309,13 @@ http://localhost:9086 {
 }
 `, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream,
 			guard("session_lookup "+be.srv.URL+" {\n\t\t\ttimeout 500ms\n\t\t}"), upstream, reloadDir, upstream)
+		config += idf.sites(upstream, be.srv.URL)
 		tester := caddytest.NewTester(t)
 		tester.InitServer(config, "caddyfile")
 		if t.Failed() {
 			t.Fatal("gateway did not start")
 		}
-		theGateway = &gateway{backend: be, bundles: bundles, auditPath: auditPath, config: config, reloadDir: reloadDir}
+		theGateway = &gateway{identity: idf, backend: be, bundles: bundles, auditPath: auditPath, config: config, reloadDir: reloadDir}
 	})
 	if theGateway == nil {
 		t.Fatal("gateway failed to start in an earlier test")

@@ -101,6 +101,11 @@ type Handler struct {
 	// X-Request-Id, X-Forwarded-For.
 	InputHeaders []string `json:"input_headers,omitempty"`
 
+	// Identity establishes who is calling: JWT verification and/or a
+	// backend principal lookup. Without it input.principal.source is
+	// "none" and JWT bearer tokens are refused.
+	Identity *Identity `json:"identity,omitempty"`
+
 	// SessionLookup, when set, fetches the current ChatSessionEntity from
 	// the backend before the policy decides and puts it (without
 	// SessionKey, chat text and customer data) in input.session.
@@ -117,6 +122,8 @@ type Handler struct {
 	MaxResponseBody int64 `json:"max_response_body,omitempty"`
 
 	schemes     []credential.Scheme
+	credOpts    credential.Options
+	id          *identity
 	fingerprint *credential.Fingerprinter
 	policy      *policy.Manager
 	lookup      *session.Lookup
@@ -265,6 +272,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}}
 	}
+	id, err := h.Identity.provision(ctx)
+	if err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
+	h.id = id
+	h.credOpts = credential.Options{Schemes: h.schemes, AcceptJWT: id.jwt != nil}
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("reset_guard: %w", err)
 	}
@@ -323,11 +336,12 @@ func (p *PolicyConfig) remote() (*policy.Remote, time.Duration, error) {
 	return out, wait, nil
 }
 
-// Cleanup stops bundle polling of this config's policy.
+// Cleanup stops bundle polling and JWKS refreshes of this config.
 func (h *Handler) Cleanup() error {
 	if h.policy != nil {
 		h.policy.Stop(context.Background())
 	}
+	h.id.close()
 	return nil
 }
 
@@ -410,10 +424,10 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	// Step 3: credential.
-	cred, err := credential.Parse(r, credential.Options{Schemes: h.schemes}, t.tenant)
+	cred, err := credential.Parse(r, h.credOpts, t.tenant)
 	if err != nil {
 		f, _ := credential.AsFailure(err)
-		for _, c := range credential.Challenges(credential.Options{Schemes: h.schemes}, h.Realm, f) {
+		for _, c := range credential.Challenges(h.credOpts, h.Realm, f) {
 			w.Header().Add("WWW-Authenticate", c)
 		}
 		reason := "unauthenticated"
@@ -429,6 +443,29 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if cred.Tenant != "" {
 		x.rec.UserDomain = cred.Tenant
 	}
+
+	// Step 4: principal.
+	principal, fail := h.id.principal(r.Context(), h.fingerprint, cred, t.prefix, r.Header)
+	if fail != nil {
+		h.logger.Warn("caller identity not established; refusing", zap.String("request_id", x.rec.RequestID),
+			zap.String("reason", fail.reason), zap.Error(fail.err))
+		if fail.status == http.StatusUnauthorized {
+			for _, c := range credential.Challenges(h.credOpts, h.Realm, &credential.Failure{Reason: fail.reason, InvalidToken: fail.invalid}) {
+				w.Header().Add("WWW-Authenticate", c)
+			}
+		}
+		return h.refuse(x, fail.status, fail.reason, "the caller's identity could not be established")
+	}
+	if principal.AssociateID != 0 {
+		x.rec.UserID = audit.FormatID(int32(principal.AssociateID))
+	}
+	if n := firstNonEmpty(principal.UserName, principal.Subject); n != "" {
+		x.rec.UserName = n
+	}
+	if principal.Tenant != "" {
+		x.rec.UserDomain = principal.Tenant
+	}
+	x.rec.PrincipalSource = principal.Source
 
 	// Step 4b: the session as it is now, when configured.
 	var current map[string]any
@@ -453,6 +490,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	in := h.input(x, cred, fp)
 	in.Session = current
+	in.Principal = policyPrincipal(principal)
 	evalStart := time.Now()
 	dec, err := engine.Eval(r.Context(), in.Value())
 	x.rec.Decision = &audit.Decision{
@@ -576,8 +614,7 @@ func (h *Handler) input(x *exchange, cred credential.Credential, fp string) *pol
 			Tenant:      cred.Tenant,
 			Username:    cred.Username,
 		},
-		Principal: policy.Principal{Source: "none"},
-		Time:      x.start,
+		Time: x.start,
 	}
 }
 
@@ -703,6 +740,15 @@ func (h *Handler) emit(x *exchange, outcome, reason string) {
 		typ = "allowed"
 	}
 	guardMetrics.requests.WithLabelValues(x.rec.Route, typ, outcome).Inc()
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 func requestID(r *http.Request) string {

@@ -45,6 +45,9 @@ type Record struct {
 	SourceIP  string
 
 	UserID, UserName, UserDomain string
+	// PrincipalSource says where the user fields came from: "jwt",
+	// "backend" or "none".
+	PrincipalSource string
 
 	Route       string
 	SessionID   int32 // the id the request asked to reset; 0 when unreadable
@@ -138,6 +141,7 @@ func (r *Record) marshalEvent(e zapcore.ObjectEncoder) error {
 
 func (r *Record) marshalResetGuard(e zapcore.ObjectEncoder) error {
 	e.AddString("route", r.Route)
+	addString(e, "principal_source", r.PrincipalSource)
 	if r.SessionID > 0 {
 		e.AddInt32("session_id", r.SessionID)
 	}

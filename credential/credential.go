@@ -72,6 +72,15 @@ type Credential struct {
 	secret   string
 }
 
+// BearerToken returns the token of a KindJWT credential, for
+// verification; "" for every other kind.
+func (c Credential) BearerToken() string {
+	if c.Kind != KindJWT {
+		return ""
+	}
+	return c.secret
+}
+
 // String describes c without its secret.
 func (c Credential) String() string {
 	return fmt.Sprintf("credential{scheme=%s kind=%s tenant=%q username=%q}", c.Scheme, c.Kind, c.Tenant, c.Username)
@@ -97,6 +106,10 @@ func fail(reason string) error { return &Failure{Reason: reason} }
 // Options selects which schemes are accepted.
 type Options struct {
 	Schemes []Scheme
+	// AcceptJWT admits JWT-shaped bearer tokens as KindJWT; the caller
+	// must then verify them (JWTVerifier). Without it they are refused,
+	// never passed on with claims nobody checked.
+	AcceptJWT bool
 }
 
 func (o Options) accepts(s Scheme) bool {
@@ -143,7 +156,7 @@ func Parse(r *http.Request, opts Options, pathTenant string) (Credential, error)
 		if !opts.accepts(SchemeBearer) {
 			return Credential{}, fail("scheme_not_accepted")
 		}
-		return parseBearer(value, pathTenant)
+		return parseBearer(value, pathTenant, opts.AcceptJWT)
 	default:
 		return Credential{}, fail("scheme_not_accepted")
 	}
@@ -167,7 +180,7 @@ func parseBasic(value string) (Credential, error) {
 // tenant runs from it to the first dot.
 const superOfficeTokenPrefix = "8A:"
 
-func parseBearer(value, pathTenant string) (Credential, error) {
+func parseBearer(value, pathTenant string, acceptJWT bool) (Credential, error) {
 	if strings.HasPrefix(value, superOfficeTokenPrefix) {
 		tenant, rest, ok := strings.Cut(value[len(superOfficeTokenPrefix):], ".")
 		if !ok || tenant == "" || rest == "" {
@@ -177,6 +190,9 @@ func parseBearer(value, pathTenant string) (Credential, error) {
 			return Credential{}, &Failure{Reason: "tenant_mismatch", InvalidToken: true}
 		}
 		return Credential{Scheme: SchemeBearer, Kind: KindSuperOfficeToken, Tenant: canonicalTenant(tenant), secret: value}, nil
+	}
+	if looksLikeJWT(value) && acceptJWT {
+		return Credential{Scheme: SchemeBearer, Kind: KindJWT, secret: value}, nil
 	}
 	if looksLikeJWT(value) {
 		// JWTs are accepted only once they can be verified against a

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -36,6 +37,23 @@ func NewFingerprinter(key []byte) *Fingerprinter {
 	}
 	k := append([]byte(nil), key...)
 	return &Fingerprinter{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}
+}
+
+// Key returns a keyed hash over parts (length-prefixed, so that part
+// boundaries cannot shift), for cache keys that must not hold secrets.
+func (f *Fingerprinter) Key(parts ...string) string {
+	h := f.pool.Get().(hash.Hash)
+	h.Reset()
+	var n [8]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	var sum [sha256.Size]byte
+	out := h.Sum(sum[:0])
+	f.pool.Put(h)
+	return hex.EncodeToString(out)
 }
 
 // Fingerprint returns the fingerprint of c.

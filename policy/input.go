@@ -46,9 +46,54 @@ type Credential struct {
 	Username    string
 }
 
-// Principal is who is calling, as far as it is known.
+// Principal is who is calling, as far as it is known. Empty fields are
+// left out of the input.
 type Principal struct {
-	Source string // "jwt", "backend" or "none"
+	Source         string // "jwt", "backend" or "none"
+	Subject        string
+	AssociateID    int64
+	UserType       string
+	RoleName       string
+	UserName       string
+	Tenant         string
+	Licenses       []string
+	FunctionRights []string
+	Claims         map[string]any // verified JWT claims
+}
+
+func (p *Principal) value() ast.Value {
+	items := [][2]*ast.Term{item("source", ast.StringTerm(p.Source))}
+	for _, f := range [...]struct{ k, v string }{
+		{"subject", p.Subject}, {"user_type", p.UserType}, {"role_name", p.RoleName},
+		{"user_name", p.UserName}, {"tenant", p.Tenant},
+	} {
+		if f.v != "" {
+			items = append(items, item(f.k, ast.StringTerm(f.v)))
+		}
+	}
+	if p.AssociateID != 0 {
+		items = append(items, item("associate_id", ast.IntNumberTerm(int(p.AssociateID))))
+	}
+	if p.Licenses != nil {
+		items = append(items, item("licenses", stringArray(p.Licenses)))
+	}
+	if p.FunctionRights != nil {
+		items = append(items, item("function_rights", stringArray(p.FunctionRights)))
+	}
+	if p.Claims != nil {
+		if v, err := ast.InterfaceToValue(p.Claims); err == nil {
+			items = append(items, item("claims", ast.NewTerm(v)))
+		}
+	}
+	return ast.NewObject(items...)
+}
+
+func stringArray(ss []string) *ast.Term {
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = ast.StringTerm(s)
+	}
+	return ast.ArrayTerm(terms...)
 }
 
 // Value builds the input as an OPA value directly, so evaluation needs no
@@ -60,7 +105,7 @@ func (in *Input) Value() ast.Value {
 		item("tenant", ast.StringTerm(in.Tenant)),
 		item("request", ast.NewTerm(in.Request.value())),
 		item("credential", ast.NewTerm(in.Credential.value())),
-		item("principal", ast.NewTerm(ast.NewObject(item("source", ast.StringTerm(in.Principal.Source))))),
+		item("principal", ast.NewTerm(in.Principal.value())),
 		item("time", ast.StringTerm(in.Time.UTC().Format(time.RFC3339Nano))),
 	}
 	if in.SessionID > 0 {
