@@ -80,6 +80,43 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			}`,
 			want: Handler{Policy: PolicyConfig{Paths: []string{"p.rego"}, Query: "data.x.allow", Timeout: caddy.Duration(time.Second), ErrorStatus: 502, DryRun: true}},
 		},
+		{
+			name: "identity",
+			input: `reset_guard p.rego {
+				identity {
+					jwt {
+						issuer https://idp.test
+						audience a1 a2
+						algorithms RS256 ES384
+						leeway 10s
+						jwks_url https://idp.test/jwks
+						refresh 5m
+						min_refresh 10s
+						required_claims sub role
+						max_token_bytes 4096
+						subject_claim email
+						associate_id_claim aid
+						tenant_claim ctx
+					}
+					principal_lookup http://127.0.0.1:8081 {
+						timeout 1s
+						ttl 30s
+						max_entries 500
+					}
+				}
+			}`,
+			want: Handler{Policy: PolicyConfig{Paths: []string{"p.rego"}}, Identity: &Identity{
+				JWT: &JWTIdentity{Issuer: "https://idp.test", Audiences: []string{"a1", "a2"}, Algorithms: []string{"RS256", "ES384"},
+					Leeway: caddy.Duration(10 * time.Second), JWKSURL: "https://idp.test/jwks", Refresh: caddy.Duration(5 * time.Minute),
+					MinRefresh: caddy.Duration(10 * time.Second), RequiredClaims: []string{"sub", "role"}, MaxTokenBytes: 4096,
+					SubjectClaim: "email", AssociateIDClaim: "aid", TenantClaim: "ctx"},
+				PrincipalLookup: &PrincipalLookupIdentity{Upstream: "http://127.0.0.1:8081", Timeout: caddy.Duration(time.Second),
+					TTL: caddy.Duration(30 * time.Second), MaxEntries: 500},
+			}},
+		},
+		{name: "unknown jwt option", input: "reset_guard {\n identity {\n jwt {\n bogus x\n }\n }\n}", wantErr: `unrecognized jwt option "bogus"`},
+		{name: "unknown identity option", input: "reset_guard {\n identity {\n bogus\n }\n}", wantErr: `unrecognized identity option "bogus"`},
+		{name: "principal lookup without upstream", input: "reset_guard {\n identity {\n principal_lookup\n }\n}", wantErr: "wrong argument count"},
 		{name: "unknown option", input: "reset_guard {\n bogus 1\n}", wantErr: `unrecognized reset_guard option "bogus"`},
 		{name: "unknown policy option", input: "reset_guard {\n policy p {\n bogus\n }\n}", wantErr: `unrecognized policy option "bogus"`},
 		{name: "error status not 5xx", input: "reset_guard {\n policy_error_status 403\n}", wantErr: "want a 5xx status"},
