@@ -50,6 +50,15 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    realm            <realm>
 //	    fingerprint_key  <key or {env.VAR}>
 //	    input_headers    <header names...>
+//	    audit {
+//	        file <path> {
+//	            fsync always | interval [<duration>] | never
+//	            max_size <size>
+//	            chain_key <key>
+//	        }
+//	        customer_field <CustomerName|CustomerEmail|...> hash|clear
+//	        customer_key <key>
+//	    }
 //	    identity {
 //	        jwt {
 //	            issuer <iss>
@@ -119,6 +128,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.InputHeaders = d.RemainingArgs()
 			if len(h.InputHeaders) == 0 {
 				return d.ArgErr()
+			}
+		case "audit":
+			if err := h.unmarshalAudit(d); err != nil {
+				return err
 			}
 		case "identity":
 			if err := h.unmarshalIdentity(d); err != nil {
@@ -273,6 +286,78 @@ func (h *Handler) unmarshalRemote(d *caddyfile.Dispenser) error {
 		}
 	}
 	h.Policy.Remote = r
+	return nil
+}
+
+func (h *Handler) unmarshalAudit(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	a := &AuditConfig{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "file":
+			f := &AuditFile{}
+			if !d.AllArgs(&f.Path) {
+				return d.ArgErr()
+			}
+			for n := d.Nesting(); d.NextBlock(n); {
+				opt := d.Val()
+				args := d.RemainingArgs()
+				switch opt {
+				case "fsync":
+					if len(args) == 0 || len(args) > 2 {
+						return d.ArgErr()
+					}
+					f.Fsync = args[0]
+					switch {
+					case args[0] == "interval" && len(args) == 2:
+						dur, err := caddy.ParseDuration(args[1])
+						if err != nil || dur <= 0 {
+							return d.Errf("fsync interval %q: want a positive duration", args[1])
+						}
+						f.FsyncInterval = caddy.Duration(dur)
+					case len(args) == 1 && (args[0] == "always" || args[0] == "interval" || args[0] == "never"):
+					default:
+						return d.Errf("fsync: want always, interval [<duration>] or never")
+					}
+				case "max_size":
+					if len(args) != 1 {
+						return d.ArgErr()
+					}
+					n, err := humanize.ParseBytes(args[0])
+					if err != nil {
+						return d.Errf("max_size %q: %v", args[0], err)
+					}
+					f.MaxSize = int64(n)
+				case "chain_key":
+					if len(args) != 1 {
+						return d.ArgErr()
+					}
+					f.ChainKey = args[0]
+				default:
+					return d.Errf("unrecognized audit file option %q", opt)
+				}
+			}
+			a.File = f
+		case "customer_field":
+			var name, how string
+			if !d.AllArgs(&name, &how) {
+				return d.ArgErr()
+			}
+			if a.CustomerFields == nil {
+				a.CustomerFields = map[string]string{}
+			}
+			a.CustomerFields[name] = how
+		case "customer_key":
+			if !d.AllArgs(&a.CustomerKey) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized audit option %q", d.Val())
+		}
+	}
+	h.Audit = a
 	return nil
 }
 

@@ -91,6 +91,12 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.serveLookup(w, r, m[1], body)
 		return
 	}
+	if d, err := time.ParseDuration(r.Header.Get("X-Backend-Delay")); err == nil {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+		}
+	}
 	id := "831"
 	if m := idInPath.FindStringSubmatch(r.URL.Path); m != nil {
 		id = m[1]
@@ -183,6 +189,7 @@ func (b *backend) sentBody(tc string) []byte {
 type gateway struct {
 	backend   *backend
 	identity  *identityFixture
+	audit     *auditFixture
 	bundles   *bundletest.Server
 	config    string // the Caddyfile loaded
 	reloadDir string // the policy directory of reloadURL
@@ -310,12 +317,14 @@ http://localhost:9086 {
 `, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream,
 			guard("session_lookup "+be.srv.URL+" {\n\t\t\ttimeout 500ms\n\t\t}"), upstream, reloadDir, upstream)
 		config += idf.sites(upstream, be.srv.URL)
+		af := newAuditFixture(t, dir)
+		config += af.sites(policyDir, upstream)
 		tester := caddytest.NewTester(t)
 		tester.InitServer(config, "caddyfile")
 		if t.Failed() {
 			t.Fatal("gateway did not start")
 		}
-		theGateway = &gateway{identity: idf, backend: be, bundles: bundles, auditPath: auditPath, config: config, reloadDir: reloadDir}
+		theGateway = &gateway{audit: af, identity: idf, backend: be, bundles: bundles, auditPath: auditPath, config: config, reloadDir: reloadDir}
 	})
 	if theGateway == nil {
 		t.Fatal("gateway failed to start in an earlier test")
@@ -359,6 +368,7 @@ func (g *gateway) newAuditLines(t *testing.T) []map[string]any {
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("audit line is not JSON: %v: %s", err, sc.Text())
 		}
+		validateAuditLine(t, sc.Text())
 		m["_raw"] = sc.Text()
 		out = append(out, m)
 	}

@@ -16,6 +16,8 @@ var guardMetrics = struct {
 	evalSeconds       prometheus.Histogram
 	bundleActivations prometheus.Counter
 	bundleRejections  prometheus.Counter
+	auditRecords      prometheus.Counter
+	auditErrors       prometheus.Counter
 }{}
 
 func initMetrics(reg *prometheus.Registry) error {
@@ -34,6 +36,14 @@ func initMetrics(reg *prometheus.Registry) error {
 			Namespace: "resetguard", Name: "policy_bundle_activations_total",
 			Help: "Remote policy bundles compiled and activated.",
 		})
+		m.auditRecords = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "resetguard", Name: "audit_records_total",
+			Help: "Audit records written.",
+		})
+		m.auditErrors = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "resetguard", Name: "audit_write_errors_total",
+			Help: "Records the durable audit file could not take (kept on the Caddy logger, marked audit_fallback).",
+		})
 		m.bundleRejections = prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "resetguard", Name: "policy_bundle_rejections_total",
 			Help: "Remote policy bundles rejected (download, signature or compile failure); the previous policy stayed active.",
@@ -42,7 +52,7 @@ func initMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.evalSeconds, m.bundleActivations, m.bundleRejections} {
+	for _, c := range []prometheus.Collector{m.requests, m.evalSeconds, m.bundleActivations, m.bundleRejections, m.auditRecords, m.auditErrors} {
 		// Several reset_guard handlers in one config share the collectors.
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return fmt.Errorf("registering metrics: %w", err)

@@ -106,6 +106,11 @@ type Handler struct {
 	// "none" and JWT bearer tokens are refused.
 	Identity *Identity `json:"identity,omitempty"`
 
+	// Audit adds a durable, hash-chained audit file and opt-in customer
+	// fields to the records, which always go to the Caddy logger
+	// http.handlers.reset_guard.audit.
+	Audit *AuditConfig `json:"audit,omitempty"`
+
 	// SessionLookup, when set, fetches the current ChatSessionEntity from
 	// the backend before the policy decides and puts it (without
 	// SessionKey, chat text and customer data) in input.session.
@@ -127,6 +132,9 @@ type Handler struct {
 	fingerprint *credential.Fingerprinter
 	policy      *policy.Manager
 	lookup      *session.Lookup
+	customer    *audit.CustomerRedactor
+	fileSink    *audit.FileSink
+	fileSinkKey string
 	sink        *audit.Sink
 	logger      *zap.Logger
 }
@@ -272,6 +280,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}}
 	}
+	if err := h.Audit.provision(h); err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
 	id, err := h.Identity.provision(ctx)
 	if err != nil {
 		return fmt.Errorf("reset_guard: %w", err)
@@ -342,6 +353,11 @@ func (h *Handler) Cleanup() error {
 		h.policy.Stop(context.Background())
 	}
 	h.id.close()
+	if h.fileSinkKey != "" {
+		if _, err := fileSinks.Delete(h.fileSinkKey); err != nil {
+			return fmt.Errorf("reset_guard: closing the audit file: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -406,6 +422,14 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			panic(p)
 		}
 	}()
+
+	// Nothing is forwarded that cannot be recorded durably.
+	if h.fileSink != nil {
+		if err := h.fileSink.Healthy(); err != nil {
+			h.logger.Error("durable audit file unavailable; refusing resets", zap.Error(err))
+			return h.refuse(x, http.StatusServiceUnavailable, "audit_unavailable", "the audit trail cannot be written; resets are paused")
+		}
+	}
 
 	// Step 1 (method): only POST reaches Reset.
 	for _, name := range methodOverrideHeaders {
@@ -664,6 +688,15 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 
 	outcome, reason := audit.OutcomeSuccess, ""
 	switch {
+	case up.Status == statusClientClosed && x.r.Context().Err() != nil:
+		// reverse_proxy answers a client that left with 499 itself; the
+		// backend's answer, if any, was never read.
+		outcome, reason = audit.OutcomeFailure, "client_gone"
+		up.Status = 0
+		up.Error = "client closed the request"
+		x.rec.Status = statusClientClosed
+		h.emit(x, outcome, reason)
+		return nil
 	case up.Status == 0 || up.Status >= 300:
 		outcome, reason = audit.OutcomeFailure, "upstream_status"
 		if up.Status == 0 {
@@ -682,6 +715,11 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		default:
 			up.EntityRead = true
 			x.rec.ChatSession = cs
+			if h.customer != nil {
+				if c, err := h.customer.Fields(held.buf.Bytes(), up.ContentType, held.Header().Get("Content-Encoding"), h.MaxResponseBody); err == nil {
+					x.rec.Customer = c
+				}
+			}
 			if x.rec.SessionID > 0 && cs.ID != x.rec.SessionID {
 				outcome, reason = audit.OutcomeUnknown, "entity_id_mismatch"
 			}
@@ -712,7 +750,11 @@ func (h *Handler) refuse(x *exchange, status int, reason, msg string) error {
 
 func (h *Handler) refuseReasons(x *exchange, status int, reasons []string, msg string) error {
 	x.rec.Status = status
-	h.emit(x, audit.OutcomeFailure, strings.Join(reasons, ","))
+	reason := strings.Trim(strings.Join(reasons, ","), ",")
+	if reason == "" {
+		reason = "policy_denied" // a policy may name an empty reason
+	}
+	h.emit(x, audit.OutcomeFailure, reason)
 	writeError(x.w, status, reasons, msg, x.rec.RequestID)
 	return nil
 }
@@ -734,7 +776,7 @@ func (h *Handler) emit(x *exchange, outcome, reason string) {
 	x.rec.Outcome = outcome
 	x.rec.Reason = reason
 	x.rec.Duration = time.Since(x.start)
-	h.sink.Write(x.rec)
+	h.writeRecord(x.rec)
 	typ := "denied"
 	if x.rec.Allowed {
 		typ = "allowed"

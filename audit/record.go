@@ -4,6 +4,8 @@
 package audit
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -56,6 +58,15 @@ type Record struct {
 	Decision    *Decision
 	Upstream    *Upstream
 	ChatSession *ChatSession
+	// Chain is the record's place in a FileSink's hash chain, set by
+	// FileSink.Write; nil for a record no chained sink has written.
+	Chain *Chain
+	// Fallback marks a record that the durable file sink could not take:
+	// this logger copy is the only one.
+	Fallback bool
+	// Customer holds the customer fields a config opted in to, hashed or
+	// in clear (see CustomerRedactor); nil by default.
+	Customer map[string]string
 }
 
 // Decision is the policy's part in the record; nil when the policy was not
@@ -142,6 +153,9 @@ func (r *Record) marshalEvent(e zapcore.ObjectEncoder) error {
 func (r *Record) marshalResetGuard(e zapcore.ObjectEncoder) error {
 	e.AddString("route", r.Route)
 	addString(e, "principal_source", r.PrincipalSource)
+	if r.Fallback {
+		e.AddBool("audit_fallback", true)
+	}
 	if r.SessionID > 0 {
 		e.AddInt32("session_id", r.SessionID)
 	}
@@ -175,14 +189,25 @@ func (r *Record) marshalResetGuard(e zapcore.ObjectEncoder) error {
 		}))
 	}
 	if cs := r.ChatSession; cs != nil {
-		_ = e.AddObject("chat_session", chatSessionFields{cs})
+		_ = e.AddObject("chat_session", chatSessionFields{cs, r.Customer})
+	}
+	if c := r.Chain; c != nil {
+		_ = e.AddObject("chain", objectFunc(func(e zapcore.ObjectEncoder) error {
+			e.AddInt64("seq", c.Seq)
+			e.AddString("prev", c.Prev)
+			e.AddString("hash", c.Hash)
+			return nil
+		}))
 	}
 	return nil
 }
 
 // chatSessionFields writes the chat_session block; kept apart from
 // ChatSession so that the entity type stays a plain data struct.
-type chatSessionFields struct{ cs *ChatSession }
+type chatSessionFields struct {
+	cs       *ChatSession
+	customer map[string]string
+}
 
 func (f chatSessionFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	cs := f.cs
@@ -201,6 +226,14 @@ func (f chatSessionFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	addTime(e, "when_started", cs.WhenStarted)
 	addTime(e, "when_ended", cs.WhenEnded)
 	addTime(e, "when_idle", cs.WhenIdle)
+	if len(f.customer) > 0 {
+		_ = e.AddObject("customer", objectFunc(func(e zapcore.ObjectEncoder) error {
+			for _, k := range slices.Sorted(maps.Keys(f.customer)) {
+				e.AddString(k, f.customer[k])
+			}
+			return nil
+		}))
+	}
 	return nil
 }
 

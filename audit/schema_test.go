@@ -1,0 +1,461 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+const (
+	auditSchemaFile = "../testdata/schema/resetguard.audit.v1.schema.json"
+	auditSchemaID   = "https://resetguard.dev/schema/resetguard.audit/v1"
+)
+
+var (
+	auditSchemaOnce sync.Once
+	auditSchemaDoc  any
+	auditSchemaComp *jsonschema.Schema
+	auditSchemaErr  error
+)
+
+// auditSchema compiles resetguard.audit/v1 once, with format assertions on
+// (2020-12 leaves them off by default).
+func auditSchema(t testing.TB) *jsonschema.Schema {
+	t.Helper()
+	auditSchemaOnce.Do(func() {
+		f, err := os.Open(auditSchemaFile)
+		if err != nil {
+			auditSchemaErr = err
+			return
+		}
+		defer f.Close()
+		if auditSchemaDoc, err = jsonschema.UnmarshalJSON(f); err != nil {
+			auditSchemaErr = err
+			return
+		}
+		c := jsonschema.NewCompiler()
+		c.DefaultDraft(jsonschema.Draft2020)
+		c.AssertFormat()
+		if err := c.AddResource(auditSchemaID, auditSchemaDoc); err != nil {
+			auditSchemaErr = err
+			return
+		}
+		auditSchemaComp, auditSchemaErr = c.Compile(auditSchemaID)
+	})
+	if auditSchemaErr != nil {
+		t.Fatalf("%s: %v", auditSchemaFile, auditSchemaErr)
+	}
+	return auditSchemaComp
+}
+
+// caddyLine writes r through a Sink whose logger is named and encoded as
+// Caddy's http.handlers.reset_guard.audit logger is (zap JSON encoder, so
+// the envelope keys level, ts, logger and msg sit beside the record's).
+func caddyLine(t *testing.T, r *Record) string {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	log := zap.New(zapcore.NewCore(enc, zapcore.AddSync(&buf), zapcore.InfoLevel)).
+		Named("http.handlers.reset_guard").Named("audit")
+	NewSink(log).Write(r)
+	line := strings.TrimSuffix(buf.String(), "\n")
+	if strings.Contains(line, "\n") {
+		t.Fatalf("the sink wrote more than one line: %s", buf.String())
+	}
+	return line
+}
+
+func decodeLine(t *testing.T, line string) map[string]any {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(line))
+	if err != nil {
+		t.Fatalf("record is not JSON: %v\n%s", err, line)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		t.Fatalf("record is a %T: %s", v, line)
+	}
+	return m
+}
+
+// schemaEntity is the fixture entity as the handler decodes it.
+func schemaEntity(t *testing.T) *ChatSession {
+	t.Helper()
+	body, err := os.ReadFile("../testdata/entities/reset.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := DecodeEntity(body, "application/json", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// outcomeRecords builds one record per way a guarded request can end,
+// filled as module.go fills them.
+func outcomeRecords(t *testing.T) map[string]*Record {
+	cs := schemaEntity(t)
+	ts := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
+	base := func(mut func(r *Record)) *Record {
+		r := &Record{
+			Timestamp: ts, EventID: "9b2f6a3e-5f1c-4f7e-9a39-0c1d2e3f4a5b", RequestID: "9b2f6a3e-5f1c-4f7e-9a39-0c1d2e3f4a5b",
+			Action: "chat_session.reset", Duration: 2345678, Method: "POST", Path: "/api/v1/ChatSession/427/Reset",
+			SourceIP: "192.0.2.10", Route: "rest",
+		}
+		mut(r)
+		return r
+	}
+	// afterIdentity fills what steps 2-4 establish.
+	afterIdentity := func(r *Record) {
+		r.SessionID = 427
+		r.CredScheme, r.Fingerprint = "basic", "0123456789abcdef0123456789abcdef"
+		r.UserName = "bot"
+		r.PrincipalSource = "none"
+	}
+	decision := func(allow, dryRun bool, reasons ...string) *Decision {
+		return &Decision{Allow: allow, DryRun: dryRun, Reasons: reasons, Query: "data.resetguard.decision",
+			Revision: "sha256:00112233aabbccdd", Eval: 81234}
+	}
+	return map[string]*Record{
+		"allowed success with entity": base(func(r *Record) {
+			afterIdentity(r)
+			r.Allowed, r.Outcome, r.Status = true, OutcomeSuccess, 200
+			r.Decision = decision(true, false)
+			r.Upstream = &Upstream{Status: 200, Duration: 1500000, ContentType: "application/json; charset=utf-8", EntityRead: true}
+			r.ChatSession = cs
+		}),
+		"allowed via JWT on the Agents route": base(func(r *Record) {
+			afterIdentity(r)
+			r.Route, r.Path = "agents", "/Cust12345/api/v1/Agents/Chat/ResetChatSession"
+			r.CredScheme = "bearer"
+			r.UserID, r.UserName, r.UserDomain, r.PrincipalSource = "42", "chatbot@example.com", "Cust12345", "jwt"
+			r.Allowed, r.Outcome, r.Status = true, OutcomeSuccess, 200
+			r.Decision = decision(true, false, "bot_handoff")
+			r.Upstream = &Upstream{Status: 200, Duration: 1500000, ContentType: "application/xml", EntityRead: true}
+			r.ChatSession = cs
+		}),
+		"allowed, upstream 500": base(func(r *Record) {
+			afterIdentity(r)
+			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_status", 500
+			r.Decision = decision(true, false)
+			r.Upstream = &Upstream{Status: 500, Duration: 900000, ContentType: "application/json"}
+		}),
+		"allowed, upstream unreachable": base(func(r *Record) {
+			afterIdentity(r)
+			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_error", 502
+			r.Decision = decision(true, false)
+			r.Upstream = &Upstream{Status: 0, Duration: 300000, Error: "upstream unreachable or failed"}
+		}),
+		"allowed, upstream answered null": base(func(r *Record) {
+			afterIdentity(r)
+			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_no_entity", 200
+			r.Decision = decision(true, false)
+			r.Upstream = &Upstream{Status: 200, Duration: 300000, ContentType: "application/json",
+				EntityError: "audit: decode entity: JSON null: no chat session entity in body"}
+		}),
+		"allowed, entity not read (too large)": base(func(r *Record) {
+			afterIdentity(r)
+			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "entity_not_read", 200
+			r.Decision = decision(true, false)
+			r.Upstream = &Upstream{Status: 200, Duration: 700000, ContentType: "application/json",
+				EntityError: "response body larger than max_response_body"}
+		}),
+		"allowed, entity id mismatch": base(func(r *Record) {
+			afterIdentity(r)
+			r.SessionID = 428
+			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "entity_id_mismatch", 200
+			r.Decision = decision(true, false)
+			r.Upstream = &Upstream{Status: 200, Duration: 700000, ContentType: "application/json", EntityRead: true}
+			r.ChatSession = cs
+		}),
+		"denied by policy": base(func(r *Record) {
+			afterIdentity(r)
+			r.UserName = "mallory"
+			r.Outcome, r.Reason, r.Status = OutcomeFailure, "mallory_refused", 403
+			r.Decision = decision(false, false, "mallory_refused")
+		}),
+		"denied by policy without reasons": base(func(r *Record) {
+			afterIdentity(r)
+			r.Outcome, r.Reason, r.Status = OutcomeFailure, "policy_denied", 403
+			r.Decision = decision(false, false)
+		}),
+		"denied, policy error": base(func(r *Record) {
+			afterIdentity(r)
+			r.Outcome, r.Reason, r.Status = OutcomeFailure, "policy_error", 503
+			r.Decision = decision(false, false, "policy_error")
+		}),
+		"unauthenticated": base(func(r *Record) {
+			r.SessionID = 427
+			r.Outcome, r.Reason, r.Status = OutcomeFailure, "missing_credentials", 401
+		}),
+		"identity not established": base(func(r *Record) {
+			r.SessionID = 427
+			r.CredScheme, r.Fingerprint, r.UserName = "bearer", "fedcba9876543210fedcba9876543210", ""
+			r.Outcome, r.Reason, r.Status = OutcomeFailure, "invalid_token", 401
+		}),
+		"bad session id": base(func(r *Record) {
+			r.Path = "/api/v1/ChatSession/abc/Reset"
+			r.Outcome, r.Reason, r.Status = OutcomeFailure, "bad_session_id", 400
+		}),
+		"wrong method": base(func(r *Record) {
+			r.Method = "GET"
+			r.UserDomain = "Cust12345"
+			r.Path = "/Cust12345/api/v1/ChatSession/427/Reset"
+			r.Outcome, r.Reason, r.Status = OutcomeFailure, "method_not_allowed", 405
+		}),
+		"dry run forwards a denied call": base(func(r *Record) {
+			afterIdentity(r)
+			r.UserName = "mallory"
+			r.Allowed, r.Outcome, r.Status = true, OutcomeSuccess, 200
+			r.Decision = decision(false, true, "mallory_refused")
+			r.Upstream = &Upstream{Status: 200, Duration: 1500000, ContentType: "application/json", EntityRead: true}
+			r.ChatSession = cs
+		}),
+		"client gone during the policy": base(func(r *Record) {
+			afterIdentity(r)
+			r.Outcome, r.Reason, r.Status = OutcomeFailure, "client_gone", 499
+			r.Decision = decision(false, false, "client_gone")
+		}),
+		"panic before the policy": base(func(r *Record) {
+			r.SourceIP = ""
+			r.Outcome, r.Reason, r.Status = OutcomeFailure, "panic", 500
+		}),
+	}
+}
+
+// TestSchemaAcceptsEveryOutcome encodes a record for every way a guarded
+// request can end, as Caddy's logger would, and validates it.
+func TestSchemaAcceptsEveryOutcome(t *testing.T) {
+	sch := auditSchema(t)
+	for name, r := range outcomeRecords(t) {
+		t.Run(name, func(t *testing.T) {
+			line := caddyLine(t, r)
+			if err := sch.Validate(decodeLine(t, line)); err != nil {
+				t.Errorf("record does not validate: %v\n%s", err, line)
+			}
+		})
+	}
+}
+
+// TestSchemaAcceptsFileSinkFields checks the fields only some copies
+// carry: the durable file's chain link and the fallback mark.
+func TestSchemaAcceptsFileSinkFields(t *testing.T) {
+	sch := auditSchema(t)
+	line := caddyLine(t, outcomeRecords(t)["allowed success with entity"])
+	for name, mut := range map[string]func(m map[string]any){
+		"chain": func(m map[string]any) {
+			rg := m["resetguard"].(map[string]any)
+			rg["chain"] = map[string]any{"seq": json.Number("1"), "prev": strings.Repeat("0", 64), "hash": strings.Repeat("ab", 32)}
+		},
+		"chain without envelope": func(m map[string]any) {
+			for _, k := range []string{"level", "ts", "logger", "msg"} {
+				delete(m, k)
+			}
+			rg := m["resetguard"].(map[string]any)
+			rg["chain"] = map[string]any{"seq": json.Number("12"), "prev": strings.Repeat("cd", 32), "hash": strings.Repeat("ef", 32)}
+		},
+		"audit_fallback": func(m map[string]any) {
+			m["resetguard"].(map[string]any)["audit_fallback"] = true
+		},
+		"opt-in customer fields": func(m map[string]any) {
+			cs := m["resetguard"].(map[string]any)["chat_session"].(map[string]any)
+			cs["customer"] = map[string]any{"customer_email": "hmac-sha256:" + strings.Repeat("0f", 32), "customer_host": "visitor-host"}
+		},
+		"ts as a string": func(m map[string]any) { m["ts"] = "2026-11-25T10:00:00.123Z" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := decodeLine(t, line)
+			mut(m)
+			if err := sch.Validate(m); err != nil {
+				t.Errorf("record does not validate: %v", err)
+			}
+		})
+	}
+}
+
+// TestSchemaRefusesBadRecords: records that break the format or its
+// invariants, whether built through Record or edited after encoding.
+func TestSchemaRefusesBadRecords(t *testing.T) {
+	sch := auditSchema(t)
+	recs := outcomeRecords(t)
+	success := recs["allowed success with entity"]
+	edit := func(base *Record, mut func(m map[string]any)) map[string]any {
+		m := decodeLine(t, caddyLine(t, base))
+		mut(m)
+		return m
+	}
+	obj := func(m map[string]any, path ...string) map[string]any {
+		for _, k := range path {
+			m = m[k].(map[string]any)
+		}
+		return m
+	}
+	copyRec := func(r *Record, mut func(r *Record)) *Record {
+		c := *r
+		mut(&c)
+		return &c
+	}
+	cases := map[string]map[string]any{
+		"chat_session.session_key": edit(success, func(m map[string]any) {
+			obj(m, "resetguard", "chat_session")["session_key"] = "sk-4f9e2c1b-session-key"
+		}),
+		"chat_session.customer_name outside the opt-in object": edit(success, func(m map[string]any) {
+			obj(m, "resetguard", "chat_session")["customer_name"] = "Nitzsche Group"
+		}),
+		"opt-in customer object with another field": edit(success, func(m map[string]any) {
+			obj(m, "resetguard", "chat_session")["customer"] = map[string]any{"first_message": "hello"}
+		}),
+		"credential value": edit(success, func(m map[string]any) {
+			obj(m, "resetguard", "credential")["value"] = "Basic Ym90Omh1bnRlcjI="
+		}),
+		"unknown top-level field": edit(success, func(m map[string]any) { m["authorization"] = "Basic x" }),
+		"outcome success but denied": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
+			r.Allowed, r.Upstream, r.ChatSession = false, nil, nil
+		}))),
+		"outcome success with type denied, upstream kept": edit(success, func(m map[string]any) {
+			obj(m, "event")["type"] = []any{"denied"}
+		}),
+		"missing schema": edit(success, func(m map[string]any) { delete(m, "schema") }),
+		"wrong schema":   edit(success, func(m map[string]any) { m["schema"] = "resetguard.audit/v2" }),
+		"allowed without upstream": decodeLine(t, caddyLine(t, copyRec(recs["denied by policy"], func(r *Record) {
+			r.Allowed = true
+		}))),
+		"forwarded but recorded as denied": decodeLine(t, caddyLine(t, copyRec(recs["allowed, upstream 500"], func(r *Record) {
+			r.Allowed = false
+		}))),
+		"allowed although the policy said no and no dry run": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
+			r.Decision = &Decision{Allow: false, Reasons: []string{"x"}, Query: "data.q", Revision: "r"}
+		}))),
+		"allowed without a decision": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) { r.Decision = nil }))),
+		"success without the entity": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
+			r.ChatSession = nil
+			r.Upstream = &Upstream{Status: 200, EntityRead: false}
+		}))),
+		"success with a reason": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) { r.Reason = "upstream_status" }))),
+		"success with a 500": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
+			r.Status = 500
+			r.Upstream = &Upstream{Status: 500, EntityRead: true}
+		}))),
+		"failure without a reason": decodeLine(t, caddyLine(t, copyRec(recs["unauthenticated"], func(r *Record) { r.Reason = "" }))),
+		"denied with outcome unknown": decodeLine(t, caddyLine(t, copyRec(recs["unauthenticated"], func(r *Record) {
+			r.Outcome = OutcomeUnknown
+		}))),
+		"denied with status 200": decodeLine(t, caddyLine(t, copyRec(recs["unauthenticated"], func(r *Record) { r.Status = 200 }))),
+		"chat_session without entity_read": decodeLine(t, caddyLine(t, copyRec(recs["allowed, upstream 500"], func(r *Record) {
+			r.ChatSession = success.ChatSession
+		}))),
+		"entity_read without chat_session": decodeLine(t, caddyLine(t, copyRec(recs["allowed, entity id mismatch"], func(r *Record) {
+			r.ChatSession = nil
+		}))),
+		"decision without a credential": decodeLine(t, caddyLine(t, copyRec(recs["denied by policy"], func(r *Record) {
+			r.CredScheme, r.Fingerprint = "", ""
+		}))),
+		"decision without a session id": decodeLine(t, caddyLine(t, copyRec(recs["denied by policy"], func(r *Record) {
+			r.SessionID = 0
+		}))),
+		"decision for a GET":       decodeLine(t, caddyLine(t, copyRec(recs["denied by policy"], func(r *Record) { r.Method = "GET" }))),
+		"principal source unknown": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) { r.PrincipalSource = "ldap" }))),
+		"upstream error with success": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
+			r.Upstream = &Upstream{Status: 200, EntityRead: true, Error: "upstream timed out"}
+		}))),
+		"fingerprint too short": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) { r.Fingerprint = "abc" }))),
+		"chain with a short hash": edit(success, func(m map[string]any) {
+			obj(m, "resetguard")["chain"] = map[string]any{"seq": json.Number("1"), "prev": strings.Repeat("0", 64), "hash": "abc"}
+		}),
+		"chain with seq 0": edit(success, func(m map[string]any) {
+			obj(m, "resetguard")["chain"] = map[string]any{"seq": json.Number("0"), "prev": strings.Repeat("0", 64), "hash": strings.Repeat("0", 64)}
+		}),
+		"another logger": edit(success, func(m map[string]any) { m["logger"] = "http.log.access" }),
+		// The encoder always writes UTC; a zone offset means the line
+		// was not written by it.
+		"timestamp with an offset": edit(success, func(m map[string]any) { m["@timestamp"] = "2026-11-25T11:00:00+01:00" }),
+		"entity date with an offset": edit(success, func(m map[string]any) {
+			obj(m, "resetguard", "chat_session")["when_started"] = "2002-10-20T02:30:52.413044+02:00"
+		}),
+	}
+	for name, doc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := sch.Validate(doc)
+			if err == nil {
+				raw, _ := json.Marshal(doc)
+				t.Fatalf("record validates, want a failure:\n%s", raw)
+			}
+			t.Logf("refused as expected: %v", err)
+		})
+	}
+}
+
+// TestSchemaDescribesEveryProperty: every property the schema defines
+// carries a description, so docs/audit.md and SIEM mappings can rely on it.
+func TestSchemaDescribesEveryProperty(t *testing.T) {
+	auditSchema(t)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch n := v.(type) {
+		case map[string]any:
+			if props, ok := n["properties"].(map[string]any); ok {
+				for name, p := range props {
+					ps, ok := p.(map[string]any)
+					if !ok {
+						continue
+					}
+					// Subschemas in allOf/if/then only narrow properties
+					// defined elsewhere; only definitions need a description.
+					if d, _ := ps["description"].(string); d == "" && !strings.Contains(path, "/allOf/") {
+						t.Errorf("%s/properties/%s has no description", path, name)
+					}
+				}
+			}
+			for k, c := range n {
+				walk(path+"/"+k, c)
+			}
+		case []any:
+			for i, c := range n {
+				walk(path+"/"+jsonIndex(i), c)
+			}
+		}
+	}
+	walk("#", auditSchemaDoc)
+}
+
+func jsonIndex(i int) string {
+	b, _ := json.Marshal(i)
+	return string(b)
+}
+
+// TestDocExamplesValidate keeps the example records of docs/audit.md in
+// step with the schema: every ```json block that is a record validates.
+func TestDocExamplesValidate(t *testing.T) {
+	sch := auditSchema(t)
+	doc, err := os.ReadFile("../docs/audit.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, block := range strings.Split(string(doc), "```json\n")[1:] {
+		text, _, ok := strings.Cut(block, "```")
+		if !ok {
+			t.Fatalf("unterminated json block: %.80s", block)
+		}
+		m := decodeLine(t, text)
+		if _, ok := m["schema"]; !ok {
+			continue
+		}
+		n++
+		if err := sch.Validate(m); err != nil {
+			t.Errorf("docs/audit.md example does not validate: %v\n%s", err, text)
+		}
+	}
+	if n < 10 {
+		t.Errorf("found %d example records in docs/audit.md, want one per outcome", n)
+	}
+}

@@ -1,0 +1,176 @@
+package resetguard
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/resetguard/caddy-resetguard/audit"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "audit",
+		Usage: "verify [<flags>] <file>...",
+		Short: "Verifies the hash chain of the reset_guard durable audit file",
+		Long: `
+Works with the durable, hash-chained audit file the reset_guard handler
+writes (audit { file <path> }), without starting a server.
+
+  audit verify   checks that no record of the file and its rotated
+                 siblings was edited, deleted, inserted or reordered;
+                 exit status 0 intact, 2 broken, 1 error.
+
+Run 'audit verify --help' for its flags.
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.AddCommand(newAuditVerifyCommand())
+		},
+	})
+}
+
+// verifyOptions are the flags and arguments of `audit verify`.
+type verifyOptions struct {
+	Files []string
+	// KeyFile holds the chain key (chain_key), for a keyed chain.
+	KeyFile string
+	// WithRotated adds each file's rotated siblings (file.<timestamp>).
+	WithRotated bool
+	// Partial accepts a chain that starts above seq 1.
+	Partial bool
+	// Head is "<seq>" or "<seq>:<hash>": a link the chain is known to
+	// have reached.
+	Head string
+}
+
+func newAuditVerifyCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "verify [--key-file <file>] [--with-rotated=false] [--partial] [--head <seq>[:<hash>]] <file>...",
+		Short: "Verifies the hash chain of audit files",
+		Long: `
+Verifies the hash chain of the durable audit file: every line is a record in
+canonical JSON with resetguard.chain {seq, prev, hash}; seq goes up by one from
+1, prev is the hash of the record before, and hash recomputes over the record
+(HMAC-SHA256 under the chain key when the file was written with one: give it
+with --key-file, whose trailing newline is ignored).
+
+Each <file> is read after its rotated siblings (<file>.<UTC timestamp>, sorted
+by name, i.e. oldest first) unless --with-rotated=false; several files are
+read in the order given. The first problem is named with its kind:
+
+  edited     a record's content or chain changed (or the wrong key)
+  deleted    records are missing (the seq range is given)
+  inserted   a line that does not belong in the chain
+  reordered  seq goes backwards (two records swapped)
+  malformed  not a chained JSON record, or the file ends mid-record
+
+--partial accepts a chain whose first record is above seq 1 (older files
+archived). Cutting whole records from the end of the last file leaves a
+shorter chain that is still intact: --head <seq>[:<hash>], taken from an
+earlier "OK" line, makes that a "deleted" problem.
+
+Prints "OK: N records in M files, chain intact (last seq S, hash H)" and exits
+0, or "FAIL: <kind> at FILE:LINE (seq S): <detail>" and exits 2; exits 1 when
+a file cannot be read.
+`,
+		Args: cobra.MinimumNArgs(1),
+	}
+	f := c.Flags()
+	f.StringP("key-file", "k", "", "file holding the chain key (chain_key) of a keyed chain")
+	f.Bool("with-rotated", true, "also verify each file's rotated siblings <file>.<timestamp>, oldest first")
+	f.Bool("partial", false, "accept a chain that starts above seq 1 (older files archived)")
+	f.String("head", "", "<seq>[:<hash>] the chain is known to have reached (from an earlier OK line)")
+	c.RunE = cobraRun(func(c *cobra.Command, fl caddycmd.Flags) (int, error) {
+		opts := verifyOptions{
+			Files:       fl.Args(),
+			KeyFile:     fl.String("key-file"),
+			WithRotated: fl.Bool("with-rotated"),
+			Partial:     fl.Bool("partial"),
+			Head:        fl.String("head"),
+		}
+		return runAuditVerify(opts, c.OutOrStdout())
+	})
+	return c
+}
+
+// runAuditVerify verifies and prints the one-line verdict.
+func runAuditVerify(opts verifyOptions, stdout io.Writer) (int, error) {
+	vo := audit.VerifyOptions{Partial: opts.Partial}
+	if opts.KeyFile != "" {
+		key, err := os.ReadFile(opts.KeyFile)
+		if err != nil {
+			return exitError, fmt.Errorf("reading the chain key: %w", err)
+		}
+		key = bytes.TrimRight(key, "\r\n")
+		if len(key) == 0 {
+			return exitError, fmt.Errorf("key file %s is empty", opts.KeyFile)
+		}
+		vo.Key = key
+	}
+	if opts.Head != "" {
+		seq, hash, _ := strings.Cut(opts.Head, ":")
+		n, err := strconv.ParseInt(seq, 10, 64)
+		if err != nil || n < 1 {
+			return exitError, fmt.Errorf("--head %q: want <seq>[:<hash>] with a positive seq", opts.Head)
+		}
+		vo.HeadSeq, vo.HeadHash = n, hash
+	}
+	files, err := expandAuditFiles(opts.Files, opts.WithRotated)
+	if err != nil {
+		return exitError, err
+	}
+	rep, err := audit.Verify(vo, files...)
+	if err != nil {
+		return exitError, err
+	}
+	if p := rep.FirstProblem; p != nil {
+		fmt.Fprintf(stdout, "FAIL: %s at %s:%d (seq %d): %s\n", p.Kind, p.File, p.Line, p.Seq, p.Detail)
+		return exitVerdict, nil
+	}
+	fmt.Fprintf(stdout, "OK: %d records in %d files, chain intact (last seq %d, hash %s)\n", rep.Records, rep.Files, rep.LastSeq, rep.LastHash)
+	return exitOK, nil
+}
+
+// expandAuditFiles puts each file after its rotated siblings (oldest
+// first) when withRotated, dropping repeats. Every file named must exist:
+// a missing live file is an error, not an empty chain.
+func expandAuditFiles(files []string, withRotated bool) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(f string) {
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return nil, err
+		}
+		if fi.IsDir() {
+			return nil, fmt.Errorf("%s is a directory, not an audit file", f)
+		}
+		if withRotated {
+			rotated, err := audit.RotatedFiles(f)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rotated {
+				add(r)
+			}
+		}
+		add(f)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no audit files given")
+	}
+	return out, nil
+}
