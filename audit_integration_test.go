@@ -7,12 +7,14 @@ package resetguard_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -213,18 +215,42 @@ func TestDurableAuditUnderLoad(t *testing.T) {
 		t.Fatalf("chain broken: %+v", *rep.FirstProblem)
 	}
 
-	allowed := 0
+	// A request abandoned by its client may be cancelled before the proxy
+	// reaches the backend (its record says allowed, then client_gone), or
+	// after. So: no reset reaches the backend without an allowed record, and
+	// every allowed record that completed stands for one received reset.
+	allowed, gone := 0, 0
 	for _, p := range files {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		allowed += strings.Count(string(data), `"type":["allowed"]`)
+		for line := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
+			var r struct {
+				Event struct {
+					Type   []string `json:"type"`
+					Reason string   `json:"reason"`
+				} `json:"event"`
+			}
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("record %q: %v", line, err)
+			}
+			if slices.Equal(r.Event.Type, []string{"allowed"}) {
+				allowed++
+				if r.Event.Reason == "client_gone" {
+					gone++
+				}
+			}
+		}
 	}
-	if got := len(g.backend.requests("load")); allowed != got {
-		t.Fatalf("%d allowed records, but the backend received %d resets", allowed, got)
+	got := len(g.backend.requests("load"))
+	if got > allowed || got < allowed-gone {
+		t.Fatalf("the backend received %d resets; want between %d completed and %d allowed records", got, allowed-gone, allowed)
 	}
-	t.Logf("%d records, chain verified, %d allowed = %d resets at the backend", total, allowed, allowed)
+	if allowed-gone < total/2-int(cancelled.Load()) {
+		t.Fatalf("%d completed allowed records, want at least %d", allowed-gone, total/2-int(cancelled.Load()))
+	}
+	t.Logf("%d records, chain verified, %d allowed (%d abandoned), %d resets at the backend", total, allowed, gone, got)
 }
 
 // TestDurableAuditFailureRefusesResets: while the audit file cannot be

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -88,7 +87,7 @@ func TestVerifyNamesTheFirstProblem(t *testing.T) {
 
 	tests := []struct {
 		name  string
-		split []int // lines per file, applied after tamper; nil: one file
+		split []int // lines per file after tampering; nil: one file
 		// tamper gets the intact lines and the chain key.
 		tamper func(t *testing.T, ls lines, key []byte) lines
 		raw    func(b []byte) []byte // then applied to the last file's bytes
@@ -105,7 +104,9 @@ func TestVerifyNamesTheFirstProblem(t *testing.T) {
 		{name: "intact", records: n},
 		{name: "intact in three files", split: []int{7, 7, 6}, records: n},
 		{name: "edited field", tamper: func(t *testing.T, ls lines, key []byte) lines {
-			return edit(ls, 7, func(l []byte) []byte { return bytes.Replace(l, []byte(`"status_code":200`), []byte(`"status_code":403`), 1) })
+			return edit(ls, 7, func(l []byte) []byte {
+				return bytes.Replace(l, []byte(`"status_code":200`), []byte(`"status_code":403`), 1)
+			})
 		}, kind: ProblemEdited, line: 7, seq: 7, detail: "hash does not recompute", records: 6},
 		{name: "edited white space", tamper: func(t *testing.T, ls lines, key []byte) lines {
 			return edit(ls, 7, func(l []byte) []byte { return append([]byte("{ "), l[1:]...) })
@@ -195,9 +196,9 @@ func TestVerifyNamesTheFirstProblem(t *testing.T) {
 			kind: ProblemDeleted, file: 1, line: 1, seq: 15, detail: "records seq 8..14 are missing", records: 7},
 		{name: "swapped across files", split: []int{7, 7, 6}, tamper: func(t *testing.T, ls lines, key []byte) lines { return swap(ls, 7, 8) },
 			kind: ProblemReordered, file: 0, line: 7, seq: 8, detail: "the two records are swapped", records: 6},
-		{name: "only the live file", split: []int{7, 7, 6}, tamper: func(t *testing.T, ls lines, key []byte) lines { return ls[14:] },
+		{name: "only the live file", tamper: func(t *testing.T, ls lines, key []byte) lines { return ls[14:] },
 			kind: ProblemDeleted, file: 0, line: 1, seq: 15, detail: "the chain starts at seq 15"},
-		{name: "only the live file, partial", split: []int{7, 7, 6}, tamper: func(t *testing.T, ls lines, key []byte) lines { return ls[14:] },
+		{name: "only the live file, partial", tamper: func(t *testing.T, ls lines, key []byte) lines { return ls[14:] },
 			opts: func(key []byte) VerifyOptions { return VerifyOptions{Key: key, Partial: true} }, records: 6},
 	}
 	for _, keyed := range []bool{false, true} {
@@ -216,7 +217,7 @@ func TestVerifyNamesTheFirstProblem(t *testing.T) {
 					ls = tt.tamper(t, intact, key)
 				}
 				split := tt.split
-				if split == nil || len(ls) < n && tt.name == "only the live file" || tt.name == "only the live file, partial" {
+				if split == nil {
 					split = []int{len(ls)}
 				}
 				if sum := 0; true {
@@ -224,7 +225,7 @@ func TestVerifyNamesTheFirstProblem(t *testing.T) {
 						sum += k
 					}
 					if sum != len(ls) {
-						split = append(split[:len(split)-1:len(split)-1], split[len(split)-1]+len(ls)-sum)
+						t.Fatalf("split %v of %d lines", split, len(ls))
 					}
 				}
 				dir := t.TempDir()
@@ -272,7 +273,7 @@ const (
 	goldenPlain    = "../testdata/audit/chain.jsonl"
 	goldenKeyed    = "../testdata/audit/chain-hmac.jsonl"
 	goldenKeyFile  = "../testdata/audit/chain-hmac.key"
-	goldenPlainEnd = "7a6ab0d7b5ba9b4b3bc2a1ee9b09e7c1ce0b0f0c8e5f1d53e9bb27eb4a5ef0e4"
+	goldenPlainEnd = "1b5f481f5e4e4f2a24c72c08b7230f9a79faa72ffd662a8ae06d1935964e3bea"
 )
 
 func TestVerifyGoldenFiles(t *testing.T) {
@@ -390,5 +391,3 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/record")
 }
-
-var _ = strings.Contains

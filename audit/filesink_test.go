@@ -738,8 +738,8 @@ func TestFileSinkUnwritableDirectory(t *testing.T) {
 		fsWantProblem(t, fsVerify(t, VerifyOptions{}, files...), ProblemDeleted, path, 1, 3, "records seq 1..2 are missing")
 		return
 	}
-	if len(files) != 2 {
-		t.Errorf("files %v, want one rotated and the live file", files)
+	if len(files) != 3 { // records 1-2, 3-4 and 5
+		t.Errorf("files %v, want two rotated and the live file", files)
 	}
 	fsWantOK(t, fsVerify(t, VerifyOptions{}, files...), 5)
 }

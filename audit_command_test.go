@@ -1,0 +1,231 @@
+package resetguard
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/resetguard/caddy-resetguard/audit"
+)
+
+const (
+	auditGolden     = "testdata/audit/chain.jsonl"
+	auditGoldenHMAC = "testdata/audit/chain-hmac.jsonl"
+	auditGoldenKey  = "testdata/audit/chain-hmac.key"
+)
+
+func TestAuditCommandRegistered(t *testing.T) {
+	c, ok := caddycmd.Commands()["audit"]
+	if !ok {
+		t.Fatal(`the "audit" command is not registered with caddycmd`)
+	}
+	if c.CobraFunc == nil || c.Short == "" {
+		t.Fatalf("audit command incomplete: %+v", c)
+	}
+	cmd := &cobra.Command{Use: "audit"}
+	c.CobraFunc(cmd)
+	var names []string
+	for _, sub := range cmd.Commands() {
+		names = append(names, sub.Name())
+	}
+	if !reflect.DeepEqual(names, []string{"verify"}) {
+		t.Errorf("audit subcommands = %v, want [verify]", names)
+	}
+}
+
+// auditRotatedLog writes 30 records through a FileSink that rotates every
+// few records and returns the live file's path.
+func auditRotatedLog(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s, err := audit.OpenFileSink(audit.FileSinkConfig{Path: path, MaxSize: 4 << 10, Fsync: audit.FsyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		r := &audit.Record{
+			Timestamp: time.Date(2026, 11, 25, 10, 0, i, 0, time.UTC), EventID: fmt.Sprint("req-", i),
+			Action: "chat_session.reset", Allowed: true, Outcome: audit.OutcomeSuccess, Method: "POST", Status: 200,
+			Path: "/api/v1/ChatSession/427/Reset", Route: "rest", SessionID: 427,
+			Decision: &audit.Decision{Allow: true, Reasons: []string{"listed_bot"}},
+		}
+		if err := s.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestAuditVerifyCommand(t *testing.T) {
+	edited := cmdWriteFile(t, "edited.jsonl", strings.Replace(cmdReadFile(t, auditGolden), `"id":"req-000003"`, `"id":"req-999999"`, 1))
+	emptyKey := cmdWriteFile(t, "empty.key", "\n")
+	rotated := auditRotatedLog(t)
+	siblings, err := audit.RotatedFiles(rotated)
+	if err != nil || len(siblings) < 2 {
+		t.Fatalf("rotated files %v (%v)", siblings, err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.log")
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		// want is a regular expression the whole stdout must match.
+		want    string
+		wantErr string
+	}{
+		{
+			name: "good chain",
+			args: []string{auditGolden},
+			want: `^OK: 5 records in 1 files, chain intact \(last seq 5, hash 1b5f481f5e4e4f2a24c72c08b7230f9a79faa72ffd662a8ae06d1935964e3bea\)\n$`,
+		},
+		{
+			name: "keyed chain with its key",
+			args: []string{"--key-file", auditGoldenKey, auditGoldenHMAC},
+			want: `^OK: 5 records in 1 files, chain intact \(last seq 5, hash [0-9a-f]{64}\)\n$`,
+		},
+		{
+			name: "keyed chain without its key",
+			args: []string{auditGoldenHMAC},
+			code: exitVerdict,
+			want: `^FAIL: edited at ` + regexp.QuoteMeta(auditGoldenHMAC) + `:1 \(seq 1\): the hash does not recompute`,
+		},
+		{
+			name: "edited line",
+			args: []string{edited},
+			code: exitVerdict,
+			want: `^FAIL: edited at ` + regexp.QuoteMeta(edited) + `:3 \(seq 3\): the hash does not recompute.*\n$`,
+		},
+		{
+			name: "live file with its rotated files",
+			args: []string{rotated},
+			want: fmt.Sprintf(`^OK: 30 records in %d files, chain intact \(last seq 30, hash [0-9a-f]{64}\)\n$`, len(siblings)+1),
+		},
+		{
+			name: "rotated files named too",
+			args: []string{siblings[0], rotated},
+			want: fmt.Sprintf(`^OK: 30 records in %d files, `, len(siblings)+1),
+		},
+		{
+			name: "live file alone",
+			args: []string{"--with-rotated=false", rotated},
+			code: exitVerdict,
+			want: `^FAIL: deleted at ` + regexp.QuoteMeta(rotated) + `:1 \(seq \d+\): the chain starts at seq \d+: records seq 1\.\.\d+ are missing`,
+		},
+		{
+			name: "live file alone, partial",
+			args: []string{"--with-rotated=false", "--partial", rotated},
+			want: `^OK: \d+ records in 1 files, chain intact \(last seq 30, `,
+		},
+		{
+			name: "head beyond the end",
+			args: []string{"--head", "7", auditGolden},
+			code: exitVerdict,
+			want: `^FAIL: deleted at ` + regexp.QuoteMeta(auditGolden) + `:6 \(seq 6\): the chain ends at seq 5 but is known to have reached seq 7`,
+		},
+		{
+			name: "head with its hash",
+			args: []string{"--head", "5:1b5f481f5e4e4f2a24c72c08b7230f9a79faa72ffd662a8ae06d1935964e3bea", auditGolden},
+			want: `^OK: 5 records`,
+		},
+		{
+			name:    "missing file",
+			args:    []string{missing},
+			code:    exitError,
+			wantErr: "no such file",
+		},
+		{
+			name:    "missing key file",
+			args:    []string{"--key-file", missing, auditGolden},
+			code:    exitError,
+			wantErr: "reading the chain key",
+		},
+		{
+			name:    "empty key file",
+			args:    []string{"--key-file", emptyKey, auditGolden},
+			code:    exitError,
+			wantErr: "is empty",
+		},
+		{
+			name:    "bad head",
+			args:    []string{"--head", "x", auditGolden},
+			code:    exitError,
+			wantErr: "--head",
+		},
+		{
+			name:    "no files",
+			args:    nil,
+			code:    exitError,
+			wantErr: "requires at least 1 arg",
+		},
+	}
+	reg := caddycmd.Commands()["audit"]
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := &cobra.Command{Use: "resetguard", SilenceUsage: true}
+			auditCmd := &cobra.Command{Use: "audit", Short: reg.Short}
+			reg.CobraFunc(auditCmd)
+			root.AddCommand(auditCmd)
+			var stdout, stderr bytes.Buffer
+			root.SetOut(&stdout)
+			root.SetErr(&stderr)
+			root.SetArgs(append([]string{"audit", "verify"}, tt.args...))
+			err := root.Execute()
+			switch tt.code {
+			case exitOK:
+				if err != nil {
+					t.Fatalf("error %v; stdout:\n%s", err, stdout.String())
+				}
+			case exitVerdict:
+				if err == nil || err.Error() != "exiting with status 2" {
+					t.Fatalf("error %v, want exit status 2; stdout:\n%s", err, stdout.String())
+				}
+				if stderr.Len() != 0 {
+					t.Errorf("stderr on a verdict: %s", stderr.String())
+				}
+			case exitError:
+				if err == nil || strings.Contains(err.Error(), "status 2") || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q (exit 1); stdout:\n%s", err, tt.wantErr, stdout.String())
+				}
+			}
+			if tt.want != "" && !regexp.MustCompile(tt.want).MatchString(stdout.String()) {
+				t.Errorf("stdout %q does not match %s", stdout.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestRunAuditVerifyCodes checks the exit codes the process gets.
+func TestRunAuditVerifyCodes(t *testing.T) {
+	edited := cmdWriteFile(t, "edited.jsonl", strings.Replace(cmdReadFile(t, auditGolden), `"status_code":200`, `"status_code":201`, 1))
+	for _, tt := range []struct {
+		files []string
+		code  int
+	}{
+		{[]string{auditGolden}, exitOK},
+		{[]string{edited}, exitVerdict},
+		{[]string{filepath.Join(t.TempDir(), "missing.log")}, exitError},
+		{[]string{t.TempDir()}, exitError},
+	} {
+		var out bytes.Buffer
+		code, err := runAuditVerify(verifyOptions{Files: tt.files, WithRotated: true}, &out)
+		if code != tt.code || (code == exitError) != (err != nil) {
+			t.Errorf("%v: code %d, error %v; want code %d\n%s", tt.files, code, err, tt.code, out.String())
+		}
+	}
+	if _, err := os.Stat(auditGolden); err != nil {
+		t.Fatal(err)
+	}
+}
