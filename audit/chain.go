@@ -118,6 +118,8 @@ type canonDoc struct {
 	buf []byte        // the encoded keys and values the members point into
 	top []canonMember // sorted by name
 	rg  int           // index of "resetguard" in top
+	// pooled is where buf came from, when it came from canonPool.
+	pooled *canonBuf
 }
 
 type canonMember struct {
@@ -127,7 +129,11 @@ type canonMember struct {
 }
 
 // newCanonDoc builds the canonical form of r without its Chain.
-func newCanonDoc(r *Record) (*canonDoc, error) {
+func newCanonDoc(r *Record) (*canonDoc, error) { return buildCanonDoc(r) }
+
+// referenceCanonDoc builds the canonical form of r the way the definition
+// reads (encode, decode, re-encode); newCanonDoc must give the same bytes.
+func referenceCanonDoc(r *Record) (*canonDoc, error) {
 	c := *r
 	c.Chain = nil
 	buf, err := recordEncoder.EncodeEntry(zapcore.Entry{}, []zapcore.Field{zap.Inline(&c)})
@@ -304,7 +310,8 @@ func Canonical(r *Record) ([]byte, error) {
 // sealLine links d to the chain after (prevSeq, prevHash) and returns the
 // line to write (with its newline) and the new link.
 func sealLine(key []byte, d *canonDoc, prevSeq int64, prevHash string) ([]byte, Chain) {
-	canonical := d.appendTo(make([]byte, 0, 2*len(d.buf)+256), nil)
+	n := d.size()
+	canonical := d.appendTo(make([]byte, 0, 2*n+160), nil) // then the line, with its chain
 	c := Chain{Seq: prevSeq + 1, Prev: prevHash}
 	c.Hash = chainHash(key, c.Prev, c.Seq, canonical)
 	var cj [160]byte

@@ -444,6 +444,7 @@ func (s *FileSink) Write(r *Record) error {
 		return err
 	}
 	line, c := sealLine(s.key, doc, s.seq, s.hash)
+	doc.free()
 	if s.cfg.MaxSize > 0 && s.size > 0 && s.size+int64(len(line)) > s.cfg.MaxSize {
 		if err := s.rotateLocked(); err != nil {
 			return s.failLocked(fmt.Errorf("audit: file sink: rotating %s: %w", s.cfg.Path, err))

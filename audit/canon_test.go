@@ -1,0 +1,174 @@
+package audit
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// canonBoth returns r's canonical bytes from the direct encoder and from
+// the reference round trip, with and without a chain.
+func canonBoth(t testing.TB, r *Record) (fast, ref [2][]byte) {
+	t.Helper()
+	d1, err := newCanonDoc(r)
+	if err != nil {
+		t.Fatalf("direct: %v", err)
+	}
+	d2, err := referenceCanonDoc(r)
+	if err != nil {
+		t.Fatalf("reference: %v", err)
+	}
+	chain := appendChainJSON(nil, Chain{Seq: 7, Prev: GenesisHash, Hash: GenesisHash})
+	return [2][]byte{d1.appendTo(nil, nil), d1.appendTo(nil, chain)}, [2][]byte{d2.appendTo(nil, nil), d2.appendTo(nil, chain)}
+}
+
+func TestCanonicalMatchesReference(t *testing.T) {
+	cs := fsChatSession(t)
+	nine := int32(9)
+	strange := []string{
+		"", "plain", "quote \" back \\ slash", "<b>&amp;</b>", "line\nbreak\rtab\t", "\b\f\x00\x01\x1f\x7f",
+		"\u2028\u2029", "ü ß 日本 🙂", "bad utf8 \xff\xfe end", "\xc3", "\ufffd", "} , \"resetguard\": {",
+	}
+	var recs []*Record
+	for i, s := range strange {
+		r := fsRecord(cs, i)
+		r.Reason, r.UserName, r.Path, r.Upstream.Error = s, s, "/p/"+s, s
+		r.Decision.Reasons = []string{s, "x"}
+		recs = append(recs, r)
+	}
+	minimal := &Record{Timestamp: time.Unix(0, 0), Action: "chat_session.reset", Route: "rest"}
+	denied := fsRecord(cs, 3)
+	denied.Upstream, denied.ChatSession, denied.Decision.Reasons = nil, nil, nil
+	withCustomer := fsRecord(cs, 4)
+	withCustomer.Customer = map[string]string{"CustomerEmail": "hmac:ab", "CustomerName": "Ada \"x\""}
+	withCustomer.ChatSession.UserAssociateID = &nine
+	chained := fsRecord(cs, 5)
+	chained.Chain = &Chain{Seq: 3, Prev: GenesisHash, Hash: GenesisHash} // left out of the canonical form
+	fallback := fsRecord(cs, 6)
+	fallback.Fallback = true
+	recs = append(recs, minimal, denied, withCustomer, chained, fallback)
+
+	for i, r := range recs {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			fast, ref := canonBoth(t, r)
+			for k := range fast {
+				if !bytes.Equal(fast[k], ref[k]) {
+					t.Fatalf("canonical forms differ\ndirect:    %s\nreference: %s", fast[k], ref[k])
+				}
+			}
+		})
+	}
+}
+
+// oddFields writes every kind of field a zap encoder takes, to hold the
+// reference path for the kinds a record does not use.
+type oddFields struct{}
+
+func (oddFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddFloat64("f", 1.5)
+	e.AddFloat32("g", 0.25)
+	e.AddDuration("d", 1500*time.Millisecond)
+	e.AddTime("t", time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC))
+	e.AddUint64("u", 1<<63)
+	e.AddInt8("i8", -8)
+	e.AddBinary("bin", []byte{0, 1, 2})
+	e.AddByteString("bs", []byte("b<s>"))
+	e.AddComplex128("c", complex(1, 2))
+	_ = e.AddReflected("refl", map[string]any{"z": 1, "a": []int{1, 2}})
+	_ = e.AddArray("arr", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+		a.AppendFloat64(2.5)
+		a.AppendBool(true)
+		a.AppendUint8(7)
+		a.AppendDuration(time.Second)
+		a.AppendTime(time.Unix(1, 0).UTC())
+		_ = a.AppendReflected(nil)
+		_ = a.AppendObject(zapcore.ObjectMarshalerFunc(func(e zapcore.ObjectEncoder) error {
+			e.AddString("b", "2")
+			e.AddString("a", "1")
+			return nil
+		}))
+		return a.AppendArray(stringArray{"x", "y"})
+	}))
+	e.AddString("dup", "first")
+	e.AddString("dup", "second")
+	e.OpenNamespace("ns")
+	e.AddString("inner", "v")
+	e.AddInt("n", 1)
+	return nil
+}
+
+func TestCanonicalEncoderMatchesReferenceForEveryKind(t *testing.T) {
+	enc := func(m zapcore.ObjectMarshaler) (fast, ref []byte) {
+		buf := &canonBuf{}
+		o := &canonObject{buf: buf}
+		if err := m.MarshalLogObject(o); err != nil {
+			t.Fatal(err)
+		}
+		v := o.close()
+		if buf.err != nil {
+			t.Fatal(buf.err)
+		}
+		enc, err := recordEncoder.EncodeEntry(zapcore.Entry{}, []zapcore.Field{{Key: "o", Type: zapcore.ObjectMarshalerType, Interface: m}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := decodeObject(enc.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := canonFromMap(map[string]any{"resetguard": map[string]any{}, "o": obj["o"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range d.top {
+			if m.name == "o" {
+				return buf.b[v.start:v.end], m.val
+			}
+		}
+		t.Fatal("no member o")
+		return nil, nil
+	}
+	fast, ref := enc(oddFields{})
+	if !bytes.Equal(fast, ref) {
+		t.Fatalf("direct:    %s\nreference: %s", fast, ref)
+	}
+}
+
+func FuzzCanonicalMatchesReference(f *testing.F) {
+	for _, s := range []string{"", "a", "\"\\", "\u2028", "\xff", "<&>", "\x00\x1f", "日本"} {
+		f.Add(s, s)
+	}
+	cs := fsChatSession(f)
+	f.Fuzz(func(t *testing.T, a, b string) {
+		r := fsRecord(cs, 1)
+		r.Reason, r.UserName, r.Upstream.ContentType = a, b, a+b
+		r.Decision.Reasons = []string{a, b}
+		r.Customer = map[string]string{a: b}
+		fast, ref := canonBoth(t, r)
+		if !bytes.Equal(fast[1], ref[1]) {
+			t.Fatalf("canonical forms differ\ndirect:    %s\nreference: %s", fast[1], ref[1])
+		}
+	})
+}
+
+func BenchmarkCanonical(b *testing.B) {
+	r := fsRecord(fsChatSession(b), 1)
+	for _, bc := range []struct {
+		name  string
+		build func(*Record) (*canonDoc, error)
+	}{{"direct", newCanonDoc}, {"reference", referenceCanonDoc}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				d, err := bc.build(r)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = sealLine(nil, d, 1, GenesisHash)
+			}
+		})
+	}
+}
