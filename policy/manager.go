@@ -78,6 +78,8 @@ type Manager struct {
 
 	dl      *download.Downloader
 	started bool
+	// release gives back a shared local engine (see shared).
+	release func()
 }
 
 // remoteBundleName is the bundle's name in the compiled policy.
@@ -96,11 +98,11 @@ func NewManager(ctx context.Context, cfg Config, remote *Remote, initialWait tim
 		log = zap.NewNop()
 	}
 	if remote == nil {
-		e, err := New(ctx, cfg)
+		e, release, err := shared(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		m := &Manager{cfg: cfg, log: log}
+		m := &Manager{cfg: cfg, log: log, release: release}
 		m.activate(e)
 		return m, nil
 	}
@@ -256,10 +258,15 @@ func (m *Manager) Status() Status {
 	return s
 }
 
-// Stop ends polling. In-flight evaluations are unaffected.
+// Stop ends polling and gives back a shared engine. In-flight
+// evaluations are unaffected.
 func (m *Manager) Stop(ctx context.Context) {
 	if m.started {
 		m.dl.Stop(ctx)
 		m.started = false
+	}
+	if m.release != nil {
+		m.release()
+		m.release = nil
 	}
 }

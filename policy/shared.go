@@ -1,0 +1,78 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// engines shares compiled local policies between Caddy configs: a config
+// reload provisions the new handlers before the old ones are cleaned up,
+// so an unchanged policy is found here and not compiled again.
+var engines = caddy.NewUsagePool()
+
+type pooledEngine struct{ *Engine }
+
+// Destruct has nothing to free: an Engine holds only memory.
+func (pooledEngine) Destruct() error { return nil }
+
+var _ caddy.Destructor = pooledEngine{}
+
+// shared returns the engine for cfg's local sources, compiling it only
+// when no live config holds one built from the same query, timeout and
+// source contents. release gives the caller's use back.
+func shared(ctx context.Context, cfg Config) (e *Engine, release func(), err error) {
+	if len(cfg.Paths) == 0 && len(cfg.Bundles) == 0 {
+		return nil, nil, errors.New("policy: no policy files or bundles configured")
+	}
+	src, err := loadSources(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if src.moduleCount() == 0 {
+		return nil, nil, fmt.Errorf("policy: no Rego modules found in %s", strings.Join(append(cfg.Paths, cfg.Bundles...), ", "))
+	}
+	key, err := sharedKey(cfg, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, _, err := engines.LoadOrNew(key, func() (caddy.Destructor, error) {
+		e, err := build(ctx, cfg, src, "", nil)
+		if err != nil {
+			return nil, err
+		}
+		return pooledEngine{e}, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return v.(pooledEngine).Engine, func() { _, _ = engines.Delete(key) }, nil
+}
+
+// sharedKey names a compiled policy by everything it was built from.
+// Bundles are hashed by content: a manifest revision alone may stay the
+// same across edits.
+func sharedKey(cfg Config, src *sources) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "query=%s\ntimeout=%d\nfiles=%s\n", cfg.Query, cfg.Timeout, src.hash)
+	for _, path := range sortedKeys(src.bundles) {
+		b := src.bundles[path]
+		fmt.Fprintf(h, "bundle=%s\nrevision=%s\n", path, b.Manifest.Revision)
+		for _, m := range b.Modules {
+			fmt.Fprintf(h, "module=%s %d\n", m.Path, len(m.Raw))
+			h.Write(m.Raw)
+		}
+		data, err := json.Marshal(b.Data)
+		if err != nil {
+			return "", fmt.Errorf("policy: hashing bundle %s: %w", path, err)
+		}
+		h.Write(data)
+	}
+	return "policy:" + hex.EncodeToString(h.Sum(nil)), nil
+}
