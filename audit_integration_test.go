@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"slices"
@@ -114,13 +115,19 @@ func countLines(t *testing.T, paths []string) int {
 }
 
 // resetOnce sends one reset; user decides allow (bot) or deny (mallory);
-// delay makes the backend slow; timeout makes the client give up.
+// delay makes the backend slow; timeout makes the client give up that long
+// after the request is on the wire. (Counting from the start instead, a
+// slow dial under load could abandon a request the gateway never saw, and
+// that needs no record.)
 func resetOnce(base, user, caseID string, delay bool, timeout time.Duration) (int, error) {
 	ctx := context.Background()
-	var cancel context.CancelFunc
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, timeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { time.AfterFunc(timeout, cancel) },
+		})
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/ChatSession/427/Reset", http.NoBody)
 	if err != nil {

@@ -659,6 +659,7 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		x.rec.Status = held.status
 		h.emit(x, audit.OutcomeUnknown, "entity_not_read")
 	})
+	defer held.free()
 	err := next.ServeHTTP(held, x.r)
 	if !held.held() {
 		if err != nil {

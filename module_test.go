@@ -412,10 +412,11 @@ func BenchmarkServeHTTPPassThrough(b *testing.B) {
 	}
 }
 
-// BenchmarkServeHTTPGuardedReset measures the guard's own cost on an
-// allowed reset: classification, credential, fingerprint, policy
-// evaluation, response hold, entity decoding and the audit record (to a
-// no-op core), with a next handler that answers at once.
+// BenchmarkServeHTTPGuardedReset measures the guard's own cost on a
+// reset: classification, credential, fingerprint, policy evaluation and
+// the audit record (to a JSON encoder writing nowhere), and on an allowed
+// one also the response hold and entity decoding, with a next handler that
+// answers at once.
 func BenchmarkServeHTTPGuardedReset(b *testing.B) {
 	entity, err := os.ReadFile("testdata/entities/reset.json")
 	if err != nil {
@@ -428,15 +429,25 @@ func BenchmarkServeHTTPGuardedReset(b *testing.B) {
 		_, _ = w.Write(entity)
 		return nil
 	})
-	b.ReportAllocs()
-	for b.Loop() {
-		r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/427/Reset", nil)
-		r.SetBasicAuth("chatbot", "pw")
-		w := httptest.NewRecorder()
-		_ = h.ServeHTTP(w, r, next)
-		if w.Code != 200 {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
+	for _, bc := range []struct {
+		name, user string
+		want       int
+	}{
+		{"allow", "chatbot", http.StatusOK},
+		{"deny", "agent7", http.StatusForbidden},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/427/Reset", nil)
+				r.SetBasicAuth(bc.user, "pw")
+				w := httptest.NewRecorder()
+				_ = h.ServeHTTP(w, r, next)
+				if w.Code != bc.want {
+					b.Fatalf("status %d, want %d: %s", w.Code, bc.want, w.Body)
+				}
+			}
+		})
 	}
 }
 

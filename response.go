@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -18,7 +19,7 @@ import (
 // out only after its record.
 type heldResponse struct {
 	*caddyhttp.ResponseWriterWrapper
-	buf       bytes.Buffer
+	buf       *bytes.Buffer // from heldBuffers; see free
 	limit     int
 	status    int
 	streaming bool
@@ -37,12 +38,32 @@ var (
 	_ io.ReaderFrom       = (*heldResponse)(nil)
 )
 
+// heldBuffers recycles the buffers responses are held in.
+var heldBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledHold bounds the buffers kept for reuse: an entity is a few KiB,
+// and keeping a rare huge one would pin its memory.
+const maxPooledHold = 64 << 10
+
 func newHeldResponse(w http.ResponseWriter, limit int, beforeStream func()) *heldResponse {
 	return &heldResponse{
 		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		buf:                   heldBuffers.Get().(*bytes.Buffer),
 		limit:                 limit,
 		beforeStream:          beforeStream,
 	}
+}
+
+// free returns the buffer for reuse once the response and its record are
+// done with it.
+func (h *heldResponse) free() {
+	b := h.buf
+	h.buf = nil
+	if b == nil || b.Cap() > maxPooledHold {
+		return
+	}
+	b.Reset()
+	heldBuffers.Put(b)
 }
 
 // WriteHeader records the status. Informational statuses pass at once:
