@@ -76,7 +76,10 @@ type FileSinkConfig struct {
 //     rather than destroy or guess at it.
 //   - A failed write or fsync leaves the chain where it was and makes the
 //     sink unhealthy; recovery cuts the file back to its last complete
-//     record, so a record whose Write failed never stays in the file.
+//     record, so a record whose Write failed never stays in the file. In
+//     always mode fsyncs are shared (group commit): a failed one rolls the
+//     head back to the last record on disk, and every writer whose record
+//     was after it gets the error.
 //   - The sink notices when Path no longer names the file it has open
 //     (removed, renamed, or the directory replaced): Write and Healthy
 //     report it once, and recovery creates a new live file and continues
@@ -112,6 +115,22 @@ type FileSink struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	// Group commit (always mode): a writer appends its line under mu, then
+	// waits in syncThrough until an fsync covers it; one waiter at a time
+	// runs the fsync, outside mu, for every line written so far, so
+	// concurrent requests share fsyncs instead of queueing behind them.
+	// The durable* fields change under mu and syncMu both.
+	syncMu      sync.Mutex
+	syncCond    *sync.Cond
+	syncing     bool    // a waiter is running an fsync
+	closing     bool    // Close is running its final fsync
+	epoch       int64   // bumped when a failure rolls the head back
+	floors      []int64 // floors[e]: durableSeq when epoch e ended
+	floorErrs   []error // floorErrs[e]: the failure that ended it
+	durableSeq  int64   // the chain head that is on disk
+	durableSize int64   // s.size at durableSeq
+	durableHash string  // s.hash at durableSeq
 }
 
 // OpenFileSink opens (creating it, mode 0600) the live file for appending
@@ -144,9 +163,11 @@ func OpenFileSink(cfg FileSinkConfig) (*FileSink, error) {
 		return nil, fmt.Errorf("audit: file sink: %s is not a directory", dir)
 	}
 	s := &FileSink{cfg: cfg, key: bytes.Clone(cfg.ChainKey), hash: GenesisHash, now: time.Now}
+	s.syncCond = sync.NewCond(&s.syncMu)
 	if err := s.open(); err != nil {
 		return nil, err
 	}
+	s.markDurableLocked() // no other goroutine has s yet
 	if cfg.Fsync == FsyncInterval {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.syncLoop()
@@ -456,18 +477,85 @@ func (s *FileSink) Write(r *Record) error {
 		}
 		return s.failLocked(fmt.Errorf("audit: file sink: writing %s: %w", s.cfg.Path, err))
 	}
-	switch s.cfg.Fsync {
-	case FsyncAlways:
-		if err := s.sync(s.f); err != nil {
-			return s.failLocked(fmt.Errorf("audit: file sink: fsync %s: %w", s.cfg.Path, err))
-		}
-	case FsyncInterval:
+	if s.cfg.Fsync == FsyncInterval {
 		s.dirty = true
 	}
 	s.size += int64(len(line))
 	s.seq, s.hash = c.Seq, c.Hash
+	if s.cfg.Fsync == FsyncAlways {
+		epoch := s.epoch
+		s.mu.Unlock()
+		err := s.syncThrough(c.Seq, epoch)
+		s.mu.Lock() // for the deferred Unlock
+		if err != nil {
+			return err
+		}
+	}
 	r.Chain = &c
 	return nil
+}
+
+// errRolledBack is returned to writers whose record was written but never
+// made durable before the sink failed: the chain was rolled back past it
+// and recovery cuts it from the file, so it must be kept elsewhere.
+var errRolledBack = errors.New("audit: file sink: the record was not on disk when the file failed; the chain was rolled back past it")
+
+// syncThrough returns once the record seq (written in epoch) is on disk,
+// or with an error if a failure rolled the chain back past it. One waiter
+// at a time runs an fsync for everything written so far; the others wait
+// for it and usually find themselves covered.
+func (s *FileSink) syncThrough(seq, epoch int64) error {
+	s.syncMu.Lock()
+	for {
+		if epoch != s.epoch {
+			ok, cause := seq <= s.floors[epoch], s.floorErrs[epoch]
+			s.syncMu.Unlock()
+			if ok {
+				return nil
+			}
+			return fmt.Errorf("%w: %w", errRolledBack, cause)
+		}
+		if s.durableSeq >= seq {
+			s.syncMu.Unlock()
+			return nil
+		}
+		if s.syncing || s.closing {
+			s.syncCond.Wait()
+			continue
+		}
+		s.syncing = true
+		s.syncMu.Unlock()
+
+		s.mu.Lock()
+		f, tSeq, tSize, tHash, tEpoch := s.f, s.seq, s.size, s.hash, s.epoch
+		s.mu.Unlock()
+		var err error
+		if f != nil {
+			err = s.sync(f)
+		}
+
+		s.mu.Lock()
+		if err != nil && s.f == f && !s.closed && s.err == nil {
+			s.failLocked(fmt.Errorf("audit: file sink: fsync %s: %w", s.cfg.Path, err))
+		}
+		s.syncMu.Lock()
+		s.syncing = false
+		if f != nil && err == nil && tEpoch == s.epoch && tSeq > s.durableSeq {
+			s.durableSeq, s.durableSize, s.durableHash = tSeq, tSize, tHash
+		}
+		s.syncCond.Broadcast()
+		s.mu.Unlock()
+		// Loop with syncMu held: covered, rolled back, or another round.
+	}
+}
+
+// markDurableLocked records that everything written is on disk (after an
+// fsync under mu, or a change of file) and wakes the writers waiting.
+func (s *FileSink) markDurableLocked() {
+	s.syncMu.Lock()
+	s.durableSeq, s.durableSize, s.durableHash = s.seq, s.size, s.hash
+	s.syncCond.Broadcast()
+	s.syncMu.Unlock()
 }
 
 // Healthy reports whether the next Write can succeed: nil while the last
@@ -514,6 +602,9 @@ func (s *FileSink) Close() error {
 	}
 	f := s.f
 	s.f = nil
+	s.syncMu.Lock()
+	s.closing = true
+	s.syncMu.Unlock()
 	s.mu.Unlock()
 	if s.stop != nil {
 		close(s.stop)
@@ -526,6 +617,18 @@ func (s *FileSink) Close() error {
 	if s.cfg.Fsync != FsyncNever {
 		err = s.sync(f)
 	}
+	// Writers waiting for an fsync learn how the last one went.
+	s.mu.Lock()
+	if err != nil {
+		s.failLocked(fmt.Errorf("audit: file sink: fsync %s at close: %w", s.cfg.Path, err))
+	} else {
+		s.markDurableLocked()
+	}
+	s.syncMu.Lock()
+	s.closing = false
+	s.syncCond.Broadcast()
+	s.syncMu.Unlock()
+	s.mu.Unlock()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -569,8 +672,24 @@ func (s *FileSink) isLiveLocked() bool {
 
 // failLocked makes the sink unhealthy with err and returns it. The first
 // recovery attempt is not delayed (lastProbe is that of the last probe).
+//
+// In always mode the head goes back to the last record on disk: records
+// written after it were never acknowledged, their writers get an error
+// (and keep the record elsewhere), and recovery cuts them from the file.
 func (s *FileSink) failLocked(err error) error {
 	s.err, s.cause = err, err
+	if s.cfg.Fsync != FsyncAlways {
+		return err
+	}
+	s.syncMu.Lock()
+	if s.seq != s.durableSeq {
+		s.seq, s.size, s.hash = s.durableSeq, s.durableSize, s.durableHash
+		s.floors = append(s.floors, s.durableSeq)
+		s.floorErrs = append(s.floorErrs, err)
+		s.epoch++
+		s.syncCond.Broadcast()
+	}
+	s.syncMu.Unlock()
 	return err
 }
 
@@ -636,6 +755,7 @@ func (s *FileSink) recoverLocked() error {
 		return fail(err)
 	}
 	s.f, s.fi, s.size, s.err, s.cause = f, fi, size, nil, nil
+	s.markDurableLocked()
 	return nil
 }
 
@@ -682,6 +802,7 @@ func (s *FileSink) rotateLocked() error {
 		return err
 	}
 	s.f, s.fi, s.size, s.fileSeq = f, fi, 0, s.seq
+	s.markDurableLocked()
 	return nil
 }
 

@@ -67,8 +67,17 @@ func main() {
 	flag.StringVar(&opts.query, "query", "data.resetguard.handoff.decision", "policy query")
 	flag.StringVar(&opts.entity, "entity", "testdata/entities/reset.json", "ChatSessionEntity the backend answers Reset with")
 	flag.StringVar(&opts.fsync, "fsync", "never", "durable audit file fsync mode: always, interval or never")
+	only := flag.String("workloads", "", "comma-separated workloads to run (default all: allowed_reset,denied_reset,pass_through)")
 	flag.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the guarded gateway during its first allowed_reset phase to this file")
 	flag.Parse()
+	if *only != "" {
+		keep := strings.Split(*only, ",")
+		workloads = slices.DeleteFunc(workloads, func(w workload) bool { return !slices.Contains(keep, w.Name) })
+		if len(workloads) != len(keep) {
+			fmt.Fprintln(os.Stderr, "loadbench: -workloads: unknown workload in", *only)
+			os.Exit(2)
+		}
+	}
 	if err := run(opts); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
