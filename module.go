@@ -157,6 +157,9 @@ type Handler struct {
 	instance    uint64
 	provisioned time.Time
 	counts      *outcomeCounts
+	// remoteShown is the bundle service as the status route shows it:
+	// placeholders replaced, credentials in the URL dropped.
+	remoteShown string
 }
 
 // PolicyConfig is the policy part of the config.
@@ -321,6 +324,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("reset_guard: %w", err)
 	}
 	if remote != nil {
+		h.remoteShown = redactURL(remote.URL) + " " + remote.Resource
 		remote.OnActivate = func(string) { guardMetrics.bundleActivations.Inc() }
 		remote.OnReject = func(error) { guardMetrics.bundleRejections.Inc() }
 	}

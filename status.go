@@ -209,8 +209,8 @@ func (h *Handler) status() HandlerStatus {
 	if n := h.counts.deniedOther.Load(); n > 0 {
 		hs.Requests.Denied["other"] = n
 	}
-	if rb := h.Policy.Remote; rb != nil {
-		hs.Policy.Remote = redactURL(rb.URL) + " " + rb.Resource
+	if h.Policy.Remote != nil {
+		hs.Policy.Remote = h.remoteShown
 		b := &BundleStatus{Activations: ps.Activations, Rejections: ps.Failures, LastError: ps.LastError}
 		if !ps.LastSuccess.IsZero() {
 			t := ps.LastSuccess.UTC()
