@@ -223,6 +223,9 @@ func TestRefusalForHandleErrors(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &b); err != nil || b.Status != 403 || !b.Error || b.ErrorSource != "ResetGuard" {
 		t.Errorf("{http.reset_guard.error_body} = %q (%v)", body, err)
 	}
+	if v, _ := repl.GetString("http.reset_guard.reasons"); v != "mallory_refused" {
+		t.Errorf("{http.reset_guard.reasons} = %q", v)
+	}
 	if v, _ := repl.GetString("http.reset_guard.error_type"); v != "AccessDeniedException" {
 		t.Errorf("{http.reset_guard.error_type} = %q", v)
 	}
@@ -283,5 +286,40 @@ func TestPlaceholders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUpstreamFailureRefusal: an allowed reset whose backend fails is
+// answered in the same error shape, and the placeholders carry the
+// reason the client is told (upstream_error), not the policy's.
+func TestUpstreamFailureRefusal(t *testing.T) {
+	h, logs := provisioned(t, &Handler{Policy: testPolicy()})
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/427/Reset", nil)
+	r.SetBasicAuth("bot", "pw")
+	w := httptest.NewRecorder()
+	repl := caddy.NewReplacer()
+	r = caddyhttp.PrepareRequest(r, repl, w, nil)
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		return caddyhttp.Error(http.StatusBadGateway, errors.New("dial tcp: connection refused"))
+	})
+	if err := h.ServeHTTP(w, r, next); err != nil {
+		t.Fatal(err)
+	}
+	var b errorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil {
+		t.Fatalf("%v: %s", err, w.Body)
+	}
+	if w.Code != 502 || b.ErrorType != "BadGatewayException" || strings.Join(b.Reasons, ",") != "upstream_error" ||
+		strings.Contains(w.Body.String(), "connection refused") {
+		t.Errorf("got %d %s", w.Code, w.Body)
+	}
+	want := map[string]string{"decision": "allow", "reasons": "upstream_error", "outcome": "failure"}
+	for k, v := range want {
+		if got, _ := repl.GetString("http.reset_guard." + k); got != v {
+			t.Errorf("{http.reset_guard.%s} = %q, want %q", k, got, v)
+		}
+	}
+	if logs.Len() != 1 {
+		t.Errorf("%d audit records, want 1", logs.Len())
 	}
 }

@@ -863,6 +863,9 @@ func (h *Handler) respondError(x *exchange, b errorBody) error {
 		repl.Set("http.reset_guard.error_type", b.ErrorType)
 		repl.Set("http.reset_guard.error_message", b.ErrorMessage)
 		repl.Set("http.reset_guard.error_body", string(b.json()))
+		// The reasons the client is told, also when an allowed reset
+		// failed at the backend (upstream_error, not the policy's).
+		repl.Set("http.reset_guard.reasons", strings.Join(b.Reasons, ","))
 	}
 	if h.Errors == ErrorsHandleErrors {
 		return caddyhttp.Error(b.Status, &refusal{body: b})
