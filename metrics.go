@@ -107,3 +107,6 @@ func (c revisionCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1, e.Revision())
 	}
 }
+
+// Interface guard.
+var _ prometheus.Collector = revisionCollector{}
