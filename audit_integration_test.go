@@ -289,6 +289,19 @@ func TestDurableAuditFailureRefusesResets(t *testing.T) {
 	if n := len(g.backend.requests("fault-during")); n != 0 {
 		t.Fatalf("%d resets reached the backend while the audit file was down", n)
 	}
+	// The operator sees it on the admin status route.
+	durablePath := filepath.Join(dir, "audit.log")
+	auditFileStatus := func() (healthy bool, errText string, found bool) {
+		for _, h := range getStatus(t).Handlers {
+			if f := h.Audit.File; f != nil && f.Path == durablePath {
+				return f.Healthy, f.Error, true
+			}
+		}
+		return false, "", false
+	}
+	if healthy, errText, found := auditFileStatus(); !found || healthy || errText == "" {
+		t.Errorf("status during the fault: found %v, healthy %v, error %q; want unhealthy with the error", found, healthy, errText)
+	}
 
 	// Repair: the directory comes back with its files.
 	if err := os.Remove(dir); err != nil {
@@ -307,6 +320,9 @@ func TestDurableAuditFailureRefusesResets(t *testing.T) {
 			t.Fatalf("service did not resume after the disk came back: %d %v", code, err)
 		}
 		time.Sleep(150 * time.Millisecond)
+	}
+	if healthy, errText, found := auditFileStatus(); !found || !healthy || errText != "" {
+		t.Errorf("status after the repair: found %v, healthy %v, error %q; want healthy", found, healthy, errText)
 	}
 	rep, err := audit.VerifyFiles(nil, chainFiles(t, dir)...)
 	if err != nil {

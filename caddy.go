@@ -83,6 +83,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    max_request_body <size>
 //	    max_response_body <size>
+//	    name             <label in the admin status route>
+//	    errors           superoffice | handle_errors
 //	}
 //
 // The policy sub-options may also stand directly in the reset_guard block
@@ -123,6 +125,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "fingerprint_key":
 			if !d.AllArgs(&h.FingerprintKey) {
 				return d.ArgErr()
+			}
+		case "name":
+			if !d.AllArgs(&h.Name) {
+				return d.ArgErr()
+			}
+		case "errors":
+			if !d.AllArgs(&h.Errors) {
+				return d.ArgErr()
+			}
+			if h.Errors != ErrorsSuperOffice && h.Errors != ErrorsHandleErrors {
+				return d.Errf("errors %q: want %s or %s", h.Errors, ErrorsSuperOffice, ErrorsHandleErrors)
 			}
 		case "input_headers":
 			h.InputHeaders = d.RemainingArgs()

@@ -128,6 +128,13 @@ func (i *Identity) provision(ctx context.Context) (*identity, error) {
 			Timeout:    time.Duration(p.Timeout),
 			TTL:        time.Duration(p.TTL),
 			MaxEntries: p.MaxEntries,
+			OnCache: func(hit bool) {
+				if hit {
+					guardMetrics.principalHits.Inc()
+				} else {
+					guardMetrics.principalMisses.Inc()
+				}
+			},
 		})
 		if err != nil {
 			out.close()

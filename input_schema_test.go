@@ -63,7 +63,7 @@ func echoedInput(t *testing.T, h *Handler, r *http.Request) (raw string, body []
 		t.Fatalf("status %d, want 403 from the echo policy; body %s", w.Code, body)
 	}
 	var eb struct {
-		Reasons []string `json:"reasons"`
+		Reasons []string `json:"Reasons"`
 	}
 	if err := json.Unmarshal(body, &eb); err != nil {
 		t.Fatalf("error body %s: %v", body, err)

@@ -45,6 +45,12 @@ const (
 	lookupURL = "http://localhost:9085"
 	// A gateway whose policy file the reload test rewrites.
 	reloadURL = "http://localhost:9086"
+	// A gateway that copies the {http.reset_guard.*} placeholders into
+	// response headers.
+	placeholdersURL = "http://localhost:9091"
+	// A gateway whose refusals are written by the operator's
+	// handle_errors route.
+	handleErrorsURL = "http://localhost:9092"
 )
 
 // received is one request as the backend saw it.
@@ -314,8 +320,28 @@ http://localhost:9086 {
 	}
 	reverse_proxy %s
 }
+http://localhost:9091 {
+	header {
+		>X-RG-Decision "{http.reset_guard.decision}"
+		>X-RG-Session "{http.reset_guard.session_id}"
+		>X-RG-Principal "{http.reset_guard.principal}"
+		>X-RG-Reasons "{http.reset_guard.reasons}"
+		>X-RG-Event "{http.reset_guard.event_id}"
+	}
+	%s
+	reverse_proxy %s
+}
+http://localhost:9092 {
+	%s
+	reverse_proxy %s
+	handle_errors {
+		header Content-Type "text/plain; charset=utf-8"
+		respond "refused {http.error.status_code} {http.reset_guard.error_type} reasons={http.reset_guard.reasons} id={http.reset_guard.request_id}"
+	}
+}
 `, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream,
-			guard("session_lookup "+be.srv.URL+" {\n\t\t\ttimeout 500ms\n\t\t}"), upstream, reloadDir, upstream)
+			guard("session_lookup "+be.srv.URL+" {\n\t\t\ttimeout 500ms\n\t\t}"), upstream, reloadDir, upstream,
+			guard("name placeholders"), upstream, guard("name restyled\n\t\terrors handle_errors"), upstream)
 		config += idf.sites(upstream, be.srv.URL)
 		af := newAuditFixture(t, dir)
 		config += af.sites(policyDir, upstream)
@@ -766,16 +792,13 @@ func TestIntegration(t *testing.T) {
 				}
 			}
 			if tc.wantReason != "" {
-				var eb struct {
-					Status    int      `json:"status"`
-					Reasons   []string `json:"reasons"`
-					RequestID string   `json:"request_id"`
+				eb := decodeErrorBody(t, body)
+				if eb.Status != tc.wantStatus || len(eb.Reasons) == 0 || eb.Reasons[0] != tc.wantReason || eb.RequestID == "" ||
+					!eb.Error || eb.ErrorSource != "ResetGuard" || eb.ErrorType == "" || eb.ErrorMessage == "" {
+					t.Errorf("error body = %+v, want the SuperOffice error shape with status %d, reason %s and a request id", eb, tc.wantStatus, tc.wantReason)
 				}
-				if err := json.Unmarshal(body, &eb); err != nil {
-					t.Fatalf("guard error body is not JSON: %v: %s", err, body)
-				}
-				if eb.Status != tc.wantStatus || len(eb.Reasons) == 0 || eb.Reasons[0] != tc.wantReason || eb.RequestID == "" {
-					t.Errorf("error body = %+v, want status %d reason %s and a request id", eb, tc.wantStatus, tc.wantReason)
+				if eb.RequestID != resp.Header.Get("X-Request-Id") {
+					t.Errorf("body RequestId %q, header X-Request-Id %q: want one id", eb.RequestID, resp.Header.Get("X-Request-Id"))
 				}
 				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 					t.Errorf("error Content-Type = %q", ct)
@@ -804,6 +827,9 @@ func TestIntegration(t *testing.T) {
 				if field(rec, "http.request.id") == nil || field(rec, "event.id") != field(rec, "http.request.id") {
 					t.Errorf("audit request/event id missing: %s", rec["_raw"])
 				}
+				if id := resp.Header.Get("X-Request-Id"); field(rec, "event.id") != id {
+					t.Errorf("audit event.id %v, response X-Request-Id %q: want one id", field(rec, "event.id"), id)
+				}
 				raw := rec["_raw"].(string)
 				for _, s := range append(append([]string{}, secrets...), piiValues...) {
 					if strings.Contains(raw, s) {
@@ -825,6 +851,38 @@ func TestIntegration(t *testing.T) {
 			}
 		})
 	}
+}
+
+// guardError is the body of a refusal the guard writes: SuperOffice's
+// WebAPI error shape plus reasons, status and request id.
+type guardError struct {
+	Error        bool
+	ErrorType    string
+	ErrorMessage string
+	ErrorSource  string
+	Status       int
+	Reasons      []string
+	RequestID    string `json:"RequestId"`
+}
+
+// decodeErrorBody decodes a refusal, insisting on the exact field names:
+// encoding/json would match "reasons" to Reasons too.
+func decodeErrorBody(t *testing.T, body []byte) guardError {
+	t.Helper()
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		t.Fatalf("guard error body is not JSON: %v: %s", err, body)
+	}
+	for _, k := range []string{"Error", "ErrorType", "ErrorMessage", "ErrorSource", "Status", "Reasons", "RequestId"} {
+		if _, ok := raw[k]; !ok {
+			t.Fatalf("guard error body lacks %s: %s", k, body)
+		}
+	}
+	var eb guardError
+	if err := json.Unmarshal(body, &eb); err != nil {
+		t.Fatal(err)
+	}
+	return eb
 }
 
 // bundlePolicy allows every caller (v1) or denies every caller with 403
@@ -973,7 +1031,7 @@ func TestBundleHotSwap(t *testing.T) {
 	if v := metrics["resetguard_policy_bundle_rejections_total"]; v < 2 {
 		t.Errorf("bundle rejections = %v, want >= 2 (v3 on each instance)", v)
 	}
-	if v := metrics[`resetguard_requests_total{outcome="failure",route="rest",type="denied"}`]; v < 1 {
+	if v := metrics[`resetguard_requests_total{outcome="failure",route="rest",scheme="basic",type="denied"}`]; v < 1 {
 		t.Errorf("denied requests = %v, want > 0", v)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -126,6 +127,21 @@ type Handler struct {
 	// entity was not read. Default 1 MiB.
 	MaxResponseBody int64 `json:"max_response_body,omitempty"`
 
+	// Name labels this handler in the admin status endpoint
+	// (GET /reset_guard/status), so that an operator can tell several
+	// guarded sites apart. Optional.
+	Name string `json:"name,omitempty"`
+
+	// Errors chooses who writes a refusal's body. "superoffice" (the
+	// default): the guard writes the SuperOffice WebAPI error shape
+	// itself, as JSON or XML after the client's Accept. "handle_errors":
+	// the guard returns the refusal as a caddyhttp.HandlerError, so that
+	// the server's handle_errors routes write the response, with the
+	// {http.reset_guard.*} and {http.error.*} placeholders (a server
+	// without error routes then sends the status with an empty body).
+	// Either way the audit record is written first.
+	Errors string `json:"errors,omitempty"`
+
 	schemes     []credential.Scheme
 	credOpts    credential.Options
 	id          *identity
@@ -137,6 +153,13 @@ type Handler struct {
 	fileSinkKey string
 	sink        *audit.Sink
 	logger      *zap.Logger
+	// instance numbers this handler in the status endpoint.
+	instance    uint64
+	provisioned time.Time
+	counts      *outcomeCounts
+	// remoteShown is the bundle service as the status route shows it:
+	// placeholders replaced, credentials in the URL dropped.
+	remoteShown string
 }
 
 // PolicyConfig is the policy part of the config.
@@ -234,6 +257,10 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.sink = audit.NewSink(h.logger.Named("audit"))
+	// First: the identity and policy set up below hook into the metrics.
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
 
 	if len(h.Schemes) == 0 {
 		h.Schemes = []string{"basic", "soticket", "bearer", "xsrf"}
@@ -260,6 +287,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.Policy.ErrorStatus == 0 {
 		h.Policy.ErrorStatus = http.StatusServiceUnavailable
+	}
+	if h.Errors == "" {
+		h.Errors = ErrorsSuperOffice
 	}
 	key := caddy.NewReplacer().ReplaceKnown(h.FingerprintKey, "")
 	h.fingerprint = credential.NewFingerprinter([]byte(key))
@@ -289,14 +319,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.id = id
 	h.credOpts = credential.Options{Schemes: h.schemes, AcceptJWT: id.jwt != nil}
-	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return fmt.Errorf("reset_guard: %w", err)
-	}
 	remote, wait, err := h.Policy.remote()
 	if err != nil {
 		return fmt.Errorf("reset_guard: %w", err)
 	}
 	if remote != nil {
+		h.remoteShown = redactURL(remote.URL) + " " + remote.Resource
 		remote.OnActivate = func(string) { guardMetrics.bundleActivations.Inc() }
 		remote.OnReject = func(error) { guardMetrics.bundleRejections.Inc() }
 	}
@@ -305,6 +333,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("reset_guard: %w", err)
 	}
 	h.policy = pm
+	h.provisioned = time.Now()
+	h.counts = new(outcomeCounts)
+	registerHandler(h)
+	// Cleanup unregisters too; this also covers a handler provisioned
+	// outside a Caddy config (tests, embedding), whose Cleanup nobody
+	// calls.
+	go func() {
+		<-ctx.Done()
+		unregisterHandler(h)
+	}()
 	h.logger.Info("policy prepared",
 		zap.String("query", pm.Query()),
 		zap.String("policy_revision", pm.Status().Revision),
@@ -349,6 +387,7 @@ func (p *PolicyConfig) remote() (*policy.Remote, time.Duration, error) {
 
 // Cleanup stops bundle polling and JWKS refreshes of this config.
 func (h *Handler) Cleanup() error {
+	unregisterHandler(h)
 	if h.policy != nil {
 		h.policy.Stop(context.Background())
 	}
@@ -370,6 +409,9 @@ func (h *Handler) Validate() error {
 			}
 		}
 	}
+	if h.Errors != ErrorsSuperOffice && h.Errors != ErrorsHandleErrors {
+		return fmt.Errorf("reset_guard: errors %q: want %q or %q", h.Errors, ErrorsSuperOffice, ErrorsHandleErrors)
+	}
 	if s := h.Policy.ErrorStatus; s < 500 || s > 599 {
 		return fmt.Errorf("reset_guard: policy error_status %d: must be a 5xx status, a policy failure is not the client's fault", s)
 	}
@@ -386,20 +428,43 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.guard(w, r, next, t)
 }
 
+// Values of Handler.Errors.
+const (
+	ErrorsSuperOffice  = "superoffice"
+	ErrorsHandleErrors = "handle_errors"
+)
+
+// Values of the {http.reset_guard.decision} placeholder.
+const (
+	// decisionRefused: refused before the policy decided (method,
+	// session id, credential, identity, session lookup, audit trail or
+	// policy not ready).
+	decisionRefused = "refused"
+	decisionAllow   = "allow"
+	decisionDeny    = "deny"
+	// decisionError: the policy could not decide; refused.
+	decisionError = "error"
+	// decisionDryRun: the policy denied or failed, but dry_run forwarded.
+	decisionDryRun = "dry_run"
+)
+
 // exchange is one guarded request on its way through the steps.
 type exchange struct {
-	w       http.ResponseWriter
-	r       *http.Request
-	t       target
-	rec     *audit.Record
-	start   time.Time
-	audited bool
+	w        http.ResponseWriter
+	r        *http.Request
+	t        target
+	rec      *audit.Record
+	start    time.Time
+	audited  bool
+	decision string
+	// decided is when the guard let the request go or refused it.
+	decided time.Time
 }
 
 // guard runs steps 2 to 8 of DESIGN.md §1 for a request classified as a
 // reset.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, t target) error {
-	x := &exchange{w: w, r: r, t: t, start: time.Now()}
+	x := &exchange{w: w, r: r, t: t, start: time.Now(), decision: decisionRefused}
 	x.rec = &audit.Record{
 		Timestamp: x.start,
 		Action:    action,
@@ -410,6 +475,10 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		RequestID: requestID(r),
 	}
 	x.rec.EventID = x.rec.RequestID
+	// One id ties the client's view, the backend's logs and the audit
+	// record together: echoed to the client, sent on to the backend.
+	w.Header().Set("X-Request-Id", x.rec.RequestID)
+	r.Header.Set("X-Request-Id", x.rec.RequestID)
 	x.rec.UserDomain = t.tenant
 	defer func() {
 		// A panic further down must not leave the attempt unaudited;
@@ -526,6 +595,16 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		Eval:     time.Since(evalStart),
 	}
 	guardMetrics.evalSeconds.Observe(x.rec.Decision.Eval.Seconds())
+	switch {
+	case err != nil && h.Policy.DryRun, err == nil && !dec.Allow && h.Policy.DryRun:
+		x.decision = decisionDryRun
+	case err != nil:
+		x.decision = decisionError
+	case dec.Allow:
+		x.decision = decisionAllow
+	default:
+		x.decision = decisionDeny
+	}
 	if err != nil && r.Context().Err() != nil {
 		// The client left while the policy ran: nothing to answer, but
 		// the attempt is still recorded.
@@ -560,6 +639,8 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	// Steps 6 to 8: forward, read the entity, audit, release.
+	x.decided = time.Now()
+	guardMetrics.decisionSeconds.WithLabelValues(x.decision).Observe(x.decided.Sub(x.start).Seconds())
 	return h.forward(x, next)
 }
 
@@ -657,6 +738,8 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		up.ContentType = held.Header().Get("Content-Type")
 		up.EntityError = "response body larger than max_response_body"
 		x.rec.Status = held.status
+		guardMetrics.upstreamSeconds.WithLabelValues(x.rec.Route).Observe(up.Duration.Seconds())
+		held.Header().Set("X-Request-Id", x.rec.RequestID)
 		h.emit(x, audit.OutcomeUnknown, "entity_not_read")
 	})
 	defer held.free()
@@ -670,6 +753,10 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 	up.Duration = time.Since(upStart)
 	up.Status = held.status
 	up.ContentType = held.Header().Get("Content-Type")
+	guardMetrics.upstreamSeconds.WithLabelValues(x.rec.Route).Observe(up.Duration.Seconds())
+	// reverse_proxy added the backend's response headers; the guard's
+	// request id is the one the client gets.
+	held.Header().Set("X-Request-Id", x.rec.RequestID)
 
 	if err != nil && !held.wrote() {
 		status := http.StatusBadGateway
@@ -683,8 +770,7 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		}
 		up.Error = upstreamErrorText(status)
 		h.logger.Error("upstream failed for a guarded reset", zap.String("request_id", x.rec.RequestID), zap.Error(err))
-		h.refuseForwarded(x, status, reason)
-		return nil
+		return h.refuseForwarded(x, status, reason)
 	}
 
 	outcome, reason := audit.OutcomeSuccess, ""
@@ -744,30 +830,63 @@ func upstreamErrorText(status int) string {
 	return "upstream unreachable or failed"
 }
 
-// refuse answers with a JSON error and records the refusal.
+// refuse records the refusal and answers it.
 func (h *Handler) refuse(x *exchange, status int, reason, msg string) error {
 	return h.refuseReasons(x, status, []string{reason}, msg)
 }
 
 func (h *Handler) refuseReasons(x *exchange, status int, reasons []string, msg string) error {
+	if x.decided.IsZero() {
+		x.decided = time.Now()
+		guardMetrics.decisionSeconds.WithLabelValues(x.decision).Observe(x.decided.Sub(x.start).Seconds())
+	}
 	x.rec.Status = status
 	reason := strings.Trim(strings.Join(reasons, ","), ",")
 	if reason == "" {
 		reason = "policy_denied" // a policy may name an empty reason
 	}
 	h.emit(x, audit.OutcomeFailure, reason)
-	writeError(x.w, status, reasons, msg, x.rec.RequestID)
-	return nil
+	return h.respondError(x, newErrorBody(status, reasons, msg, x.rec.RequestID))
 }
 
 // refuseForwarded answers an allowed request whose upstream failed.
-func (h *Handler) refuseForwarded(x *exchange, status int, reason string) {
+func (h *Handler) refuseForwarded(x *exchange, status int, reason string) error {
 	x.rec.Status = status
 	h.emit(x, audit.OutcomeFailure, reason)
-	writeError(x.w, status, []string{reason}, "the backend could not complete the reset", x.rec.RequestID)
+	return h.respondError(x, newErrorBody(status, []string{reason}, "the backend could not complete the reset", x.rec.RequestID))
 }
 
-// emit writes the record once.
+// respondError sends a refusal whose record is already written: the body
+// itself, or, with errors handle_errors, a caddyhttp.HandlerError for the
+// server's error routes, which find the body's fields in placeholders.
+func (h *Handler) respondError(x *exchange, b errorBody) error {
+	if repl, ok := x.r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.reset_guard.error_type", b.ErrorType)
+		repl.Set("http.reset_guard.error_message", b.ErrorMessage)
+		repl.Set("http.reset_guard.error_body", string(b.json()))
+		// The reasons the client is told, also when an allowed reset
+		// failed at the backend (upstream_error, not the policy's).
+		repl.Set("http.reset_guard.reasons", strings.Join(b.Reasons, ","))
+	}
+	if h.Errors == ErrorsHandleErrors {
+		return caddyhttp.Error(b.Status, &refusal{body: b})
+	}
+	writeError(x.w, x.r, b)
+	return nil
+}
+
+// refusal is the error a refused reset returns with errors handle_errors;
+// its text is {http.error.message}. It holds fixed texts and policy
+// reasons only, never request data.
+type refusal struct{ body errorBody }
+
+func (e *refusal) Error() string {
+	return "reset_guard: " + e.body.ErrorType + ": " + e.body.ErrorMessage + " (" + strings.Join(e.body.Reasons, ",") + ")"
+}
+
+// emit writes the record once, and publishes the outcome as placeholders
+// before any response leaves, so that deferred header operations, error
+// routes and access logs see them.
 func (h *Handler) emit(x *exchange, outcome, reason string) {
 	if x.audited {
 		return
@@ -782,7 +901,40 @@ func (h *Handler) emit(x *exchange, outcome, reason string) {
 	if x.rec.Allowed {
 		typ = "allowed"
 	}
-	guardMetrics.requests.WithLabelValues(x.rec.Route, typ, outcome).Inc()
+	scheme := x.rec.CredScheme
+	if scheme == "" {
+		scheme = "none"
+	}
+	guardMetrics.requests.WithLabelValues(x.rec.Route, typ, outcome, scheme).Inc()
+	h.counts.add(typ, outcome)
+	h.setPlaceholders(x)
+}
+
+// setPlaceholders sets {http.reset_guard.*} on the request's replacer.
+// None of them can carry a credential: the principal is a user name,
+// subject or associate id, never a token.
+func (h *Handler) setPlaceholders(x *exchange) {
+	repl, ok := x.r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	var reasons []string
+	if d := x.rec.Decision; d != nil && len(d.Reasons) > 0 {
+		reasons = d.Reasons
+	} else if x.rec.Reason != "" {
+		reasons = []string{x.rec.Reason}
+	}
+	sessionID := ""
+	if x.rec.SessionID > 0 {
+		sessionID = strconv.FormatInt(int64(x.rec.SessionID), 10)
+	}
+	repl.Set("http.reset_guard.decision", x.decision)
+	repl.Set("http.reset_guard.session_id", sessionID)
+	repl.Set("http.reset_guard.principal", firstNonEmpty(x.rec.UserName, x.rec.UserID))
+	repl.Set("http.reset_guard.reasons", strings.Join(reasons, ","))
+	repl.Set("http.reset_guard.event_id", x.rec.EventID)
+	repl.Set("http.reset_guard.request_id", x.rec.RequestID)
+	repl.Set("http.reset_guard.outcome", x.rec.Outcome)
 }
 
 func firstNonEmpty(ss ...string) string {
@@ -794,13 +946,36 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
+// requestID is the client's X-Request-Id when it is well-formed, so that
+// a client's own correlation id reaches the audit record; otherwise
+// Caddy's per-request UUID. A malformed one is not trusted: it would put
+// arbitrary bytes in logs and headers.
 func requestID(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); validRequestID(v) {
+		return v
+	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		if v, ok := repl.GetString("http.request.uuid"); ok {
 			return v
 		}
 	}
 	return ""
+}
+
+// validRequestID accepts 1 to 128 characters of [A-Za-z0-9._:-].
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func clientIP(r *http.Request) string {

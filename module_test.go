@@ -53,6 +53,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				input_headers User-Agent X-Request-Id
 				max_request_body 32KiB
 				max_response_body 2MiB
+				name tenant-a
+				errors handle_errors
 			}`,
 			want: Handler{
 				Policy: PolicyConfig{
@@ -68,6 +70,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				InputHeaders:    []string{"User-Agent", "X-Request-Id"},
 				MaxRequestBody:  32 << 10,
 				MaxResponseBody: 2 << 20,
+				Name:            "tenant-a",
+				Errors:          ErrorsHandleErrors,
 			},
 		},
 		{
@@ -124,6 +128,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "size not a size", input: "reset_guard {\n max_request_body lots\n}", wantErr: "is not a size"},
 		{name: "schemes without args", input: "reset_guard {\n schemes\n}", wantErr: "wrong argument count"},
 		{name: "dry_run with arg", input: "reset_guard {\n dry_run yes\n}", wantErr: "wrong argument count"},
+		{name: "errors mode unknown", input: "reset_guard {\n errors html\n}", wantErr: `errors "html": want superoffice or handle_errors`},
+		{name: "name without arg", input: "reset_guard {\n name\n}", wantErr: "wrong argument count"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

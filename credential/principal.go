@@ -147,6 +147,10 @@ type PrincipalLookupConfig struct {
 	// redirects either, because a redirect would replay the caller's
 	// credential headers to wherever the backend points.
 	Client *http.Client
+	// OnCache, when set, is called once per Lookup with whether the
+	// cache answered it, for metrics that outlive this lookup (a config
+	// reload builds a new one).
+	OnCache func(hit bool)
 }
 
 // Defaults for PrincipalLookupConfig.
@@ -184,6 +188,7 @@ type PrincipalLookup struct {
 	client  *http.Client
 	cache   *ttlCache
 	flight  singleflight.Group
+	onCache func(hit bool)
 
 	hits, misses, backendCalls atomic.Int64
 }
@@ -215,6 +220,7 @@ func NewPrincipalLookup(cfg PrincipalLookupConfig) (*PrincipalLookup, error) {
 		timeout: timeout,
 		client:  client,
 		cache:   newTTLCache(maxEntries, ttl),
+		onCache: cfg.OnCache,
 	}, nil
 }
 
@@ -304,9 +310,15 @@ func (l *PrincipalLookup) Lookup(ctx context.Context, key, prefix string, from h
 	}
 	if p, ok := l.cache.get(key); ok {
 		l.hits.Add(1)
+		if l.onCache != nil {
+			l.onCache(true)
+		}
 		return p, nil
 	}
 	l.misses.Add(1)
+	if l.onCache != nil {
+		l.onCache(false)
+	}
 
 	target, err := l.target(prefix)
 	if err != nil {

@@ -1,0 +1,305 @@
+package resetguard_test
+
+// Integration tests of how the guard fits Caddy: placeholders for later
+// handlers, refusals restyled by handle_errors, XML refusals, the admin
+// status route and the Prometheus metrics. They use the shared gateway
+// of integration_test.go (sites 9091 and 9092 are theirs).
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// post sends a reset for session id to base with the given credential
+// and extra headers, and returns the response and its body.
+func post(t *testing.T, base, path, auth string, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+path, http.NoBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// TestPlaceholdersInHeaders: a deferred header directive copies the
+// {http.reset_guard.*} placeholders into the response, for allowed and
+// refused resets, and none carries the credential.
+func TestPlaceholdersInHeaders(t *testing.T) {
+	g := startGateway(t)
+	g.newAuditLines(t)
+	tests := []struct {
+		name, user string
+		path       string
+		wantStatus int
+		want       map[string]string
+	}{
+		{"allowed", "bot", "/api/v1/ChatSession/427/Reset", 200,
+			map[string]string{"X-RG-Decision": "allow", "X-RG-Session": "427", "X-RG-Principal": "bot", "X-RG-Reasons": "ok"}},
+		{"denied", "mallory", "/api/v1/ChatSession/428/Reset", 403,
+			map[string]string{"X-RG-Decision": "deny", "X-RG-Session": "428", "X-RG-Principal": "mallory", "X-RG-Reasons": "mallory_refused"}},
+		{"refused before the policy", "bot", "/api/v1/ChatSession/0/Reset", 400,
+			map[string]string{"X-RG-Decision": "refused", "X-RG-Reasons": "bad_session_id"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := post(t, placeholdersURL, tt.path, basic(tt.user, "hunter2"), map[string]string{"X-Request-Id": "it-" + tt.user + "-1"})
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			for k, v := range tt.want {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			if got := resp.Header.Get("X-RG-Event"); got != "it-"+tt.user+"-1" || resp.Header.Get("X-Request-Id") != got {
+				t.Errorf("X-RG-Event %q, X-Request-Id %q: want the client's id", got, resp.Header.Get("X-Request-Id"))
+			}
+			for k, vs := range resp.Header {
+				if strings.HasPrefix(k, "X-Rg-") && strings.Contains(strings.Join(vs, ""), "hunter2") {
+					t.Errorf("%s carries the password", k)
+				}
+			}
+			recs := g.newAuditLines(t)
+			if len(recs) != 1 || field(recs[0], "event.id") != "it-"+tt.user+"-1" {
+				t.Fatalf("want one audit record with the client's request id, got %d", len(recs))
+			}
+		})
+	}
+}
+
+// TestRefusalRestyledByHandleErrors: with errors handle_errors the
+// operator's error route writes the refusal, from placeholders, after the
+// one audit record; the challenge header survives.
+func TestRefusalRestyledByHandleErrors(t *testing.T) {
+	g := startGateway(t)
+	g.newAuditLines(t)
+	resp, body := post(t, handleErrorsURL, "/api/v1/ChatSession/427/Reset", basic("mallory", "hunter2"), nil)
+	id := resp.Header.Get("X-Request-Id")
+	want := fmt.Sprintf("refused 403 AccessDeniedException reasons=mallory_refused id=%s", id)
+	if resp.StatusCode != 403 || string(body) != want || id == "" {
+		t.Errorf("got %d %q, want 403 %q", resp.StatusCode, body, want)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type %q: the error route's, not the guard's", ct)
+	}
+	resp, body = post(t, handleErrorsURL, "/api/v1/ChatSession/427/Reset", "", nil)
+	if resp.StatusCode != 401 || !strings.Contains(string(body), "reasons=missing_credentials") || len(resp.Header.Values("WWW-Authenticate")) == 0 {
+		t.Errorf("unauthenticated: %d %q, challenges %q", resp.StatusCode, body, resp.Header.Values("WWW-Authenticate"))
+	}
+	if recs := g.newAuditLines(t); len(recs) != 2 {
+		t.Errorf("%d audit records, want 2", len(recs))
+	}
+	// Allowed resets are untouched by the error route.
+	if resp, _ := post(t, handleErrorsURL, "/api/v1/ChatSession/427/Reset", basic("bot", "hunter2"), nil); resp.StatusCode != 200 {
+		t.Errorf("allowed reset: %d", resp.StatusCode)
+	}
+	g.newAuditLines(t)
+}
+
+// TestRefusalAsXML: a client that prefers XML gets the same fields as
+// XML.
+func TestRefusalAsXML(t *testing.T) {
+	g := startGateway(t)
+	resp, body := post(t, gatewayURL, "/api/v1/ChatSession/427/Reset", basic("mallory", "hunter2"), map[string]string{"Accept": "application/xml"})
+	g.newAuditLines(t)
+	var eb struct {
+		XMLName      xml.Name
+		Error        bool
+		ErrorType    string
+		ErrorMessage string
+		ErrorSource  string
+		Status       int
+		Reasons      []string `xml:"Reasons>Reason"`
+		RequestID    string   `xml:"RequestId"`
+	}
+	if err := xml.Unmarshal(body, &eb); err != nil {
+		t.Fatalf("XML refusal: %v: %s", err, body)
+	}
+	if resp.StatusCode != 403 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/xml") ||
+		!eb.Error || eb.ErrorType != "AccessDeniedException" || eb.ErrorSource != "ResetGuard" || eb.Status != 403 ||
+		strings.Join(eb.Reasons, ",") != "mallory_refused" || eb.RequestID != resp.Header.Get("X-Request-Id") || eb.ErrorMessage == "" {
+		t.Errorf("got %d %s: %+v", resp.StatusCode, resp.Header.Get("Content-Type"), eb)
+	}
+}
+
+// adminStatus is the part of GET /reset_guard/status the tests read.
+type adminStatus struct {
+	Handlers []struct {
+		Instance uint64
+		Name     string
+		Policy   struct {
+			Query, Revision, Remote string
+			Ready                   bool
+			DryRun                  bool `json:"dry_run"`
+			Bundle                  *struct {
+				Activations, Rejections int64
+				LastActivation          string `json:"last_activation"`
+				LastError               string `json:"last_error"`
+			}
+		}
+		Audit struct {
+			Logger string
+			File   *struct {
+				Path    string
+				Healthy bool
+				Error   string
+			}
+		}
+		Requests struct{ Allowed, Denied map[string]int64 }
+	}
+}
+
+func getStatus(t *testing.T) adminStatus {
+	t.Helper()
+	resp, err := client.Get("http://localhost:2999/reset_guard/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("status route: %d %s", resp.StatusCode, body)
+	}
+	var st adminStatus
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatalf("status body: %v: %s", err, body)
+	}
+	return st
+}
+
+// TestAdminStatus: the admin route lists every live handler with its
+// policy revision, bundle history, audit sink health and request counts.
+func TestAdminStatus(t *testing.T) {
+	g := startGateway(t)
+	before := getStatus(t)
+	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", basic("bot", "hunter2"), nil)
+	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", basic("mallory", "hunter2"), nil)
+	post(t, bundleURL1, "/api/v1/ChatSession/427/Reset", basic("bot", "hunter2"), nil)
+	g.newAuditLines(t)
+	st := getStatus(t)
+	if len(st.Handlers) < 13 {
+		t.Fatalf("%d handlers listed, want one per reset_guard site (13)", len(st.Handlers))
+	}
+	seen := map[uint64]bool{}
+	var named, remote, durable int
+	for _, h := range st.Handlers {
+		if seen[h.Instance] || h.Instance == 0 {
+			t.Errorf("instance %d listed twice or unnumbered", h.Instance)
+		}
+		seen[h.Instance] = true
+		if h.Audit.Logger != "http.handlers.reset_guard.audit" {
+			t.Errorf("instance %d audit logger %q", h.Instance, h.Audit.Logger)
+		}
+		if !h.Policy.Ready || h.Policy.Revision == "" || h.Policy.Query == "" {
+			t.Errorf("instance %d policy %+v: want ready with a revision", h.Instance, h.Policy)
+		}
+		switch {
+		case h.Name == "placeholders":
+			named++
+			var prev map[string]int64
+			for _, b := range before.Handlers {
+				if b.Instance == h.Instance {
+					prev = b.Requests.Allowed
+					if got, was := h.Requests.Denied["failure"], b.Requests.Denied["failure"]; got != was+1 {
+						t.Errorf("denied count %d, was %d: want one more", got, was)
+					}
+				}
+			}
+			if prev == nil || h.Requests.Allowed["success"] != prev["success"]+1 {
+				t.Errorf("allowed counts %v, were %v: want one more success", h.Requests.Allowed, prev)
+			}
+		case h.Policy.Remote != "":
+			remote++
+			b := h.Policy.Bundle
+			if b == nil || b.Activations < 1 || b.LastActivation == "" || !strings.Contains(h.Policy.Remote, "bundles/resetguard.tar.gz") {
+				t.Errorf("remote instance %d bundle %+v remote %q", h.Instance, b, h.Policy.Remote)
+			}
+		case h.Audit.File != nil:
+			durable++
+			if !h.Audit.File.Healthy || h.Audit.File.Path == "" || h.Audit.File.Error != "" {
+				t.Errorf("durable instance %d audit file %+v: want healthy", h.Instance, h.Audit.File)
+			}
+		}
+	}
+	if named != 1 || remote != 2 || durable < 2 {
+		t.Errorf("named %d, remote %d, durable %d: want 1, 2 and at least 2", named, remote, durable)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://localhost:2999/reset_guard/status", http.NoBody)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST status route: %d, want 405", resp.StatusCode)
+	}
+}
+
+// TestMetricsExported: the guard's metrics reach Caddy's admin /metrics
+// and move with the requests that feed them.
+func TestMetricsExported(t *testing.T) {
+	g := startGateway(t)
+	before := scrape(t)
+	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", basic("bot", "hunter2"), nil)
+	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", basic("mallory", "hunter2"), nil)
+	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", "", nil)
+	post(t, lookupPURL, "/api/v1/ChatSession/427/Reset", "SoTicket 7T:dW5rbm93bg==", nil) // unknown: a miss, not cached
+	post(t, lookupPURL, "/api/v1/ChatSession/427/Reset", "SoTicket 7T:Ym90LXRpY2tldA==", nil)
+	post(t, lookupPURL, "/api/v1/ChatSession/427/Reset", "SoTicket 7T:Ym90LXRpY2tldA==", nil) // a hit at least
+	g.newAuditLines(t)
+	after := scrape(t)
+	delta := func(k string) float64 { return after[k] - before[k] }
+	tests := []struct {
+		metric string
+		min    float64
+	}{
+		{`resetguard_requests_total{outcome="success",route="rest",scheme="basic",type="allowed"}`, 1},
+		{`resetguard_requests_total{outcome="failure",route="rest",scheme="basic",type="denied"}`, 1},
+		{`resetguard_requests_total{outcome="failure",route="rest",scheme="none",type="denied"}`, 1},
+		{`resetguard_decision_duration_seconds_count{decision="allow"}`, 1},
+		{`resetguard_decision_duration_seconds_count{decision="deny"}`, 1},
+		{`resetguard_decision_duration_seconds_count{decision="refused"}`, 1},
+		{`resetguard_upstream_duration_seconds_count{route="rest"}`, 1},
+		{`resetguard_policy_eval_seconds_count`, 2},
+		{`resetguard_audit_records_total`, 6},
+		{`resetguard_principal_cache_hits_total`, 1},
+		{`resetguard_principal_cache_misses_total`, 1},
+	}
+	for _, tt := range tests {
+		if d := delta(tt.metric); d < tt.min {
+			t.Errorf("%s grew by %v, want >= %v", tt.metric, d, tt.min)
+		}
+	}
+	if d := delta(`resetguard_principal_cache_hits_total`) + delta(`resetguard_principal_cache_misses_total`); d != 3 {
+		t.Errorf("principal cache hits+misses grew by %v, want 3 (one per lookup)", d)
+	}
+	if _, ok := after[`resetguard_audit_write_errors_total`]; !ok {
+		t.Error("resetguard_audit_write_errors_total not exported")
+	}
+	// Every active revision is exported as an info series.
+	for _, h := range getStatus(t).Handlers {
+		if v := after[fmt.Sprintf(`resetguard_policy_revision_info{revision=%q}`, h.Policy.Revision)]; v != 1 {
+			t.Errorf("resetguard_policy_revision_info for %q = %v, want 1", h.Policy.Revision, v)
+		}
+	}
+}
