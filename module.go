@@ -33,6 +33,8 @@ import (
 const (
 	DefaultMaxRequestBody  = 64 << 10
 	DefaultMaxResponseBody = 1 << 20
+	// DefaultRequestBodyTimeout bounds a reset route's body read.
+	DefaultRequestBodyTimeout = 10 * time.Second
 	// statusClientClosed is nginx's and Caddy's status for a request the
 	// client abandoned.
 	statusClientClosed = 499
@@ -125,6 +127,11 @@ type Handler struct {
 	// audit record; larger bodies stream through and the record says the
 	// entity was not read. Default 1 MiB.
 	MaxResponseBody int64 `json:"max_response_body,omitempty"`
+
+	// RequestBodyTimeout bounds reading a reset route's request body
+	// (Agents, SOAP); a client that declares a body and stalls gets 408.
+	// Default 10s.
+	RequestBodyTimeout caddy.Duration `json:"request_body_timeout,omitempty"`
 
 	schemes     []credential.Scheme
 	credOpts    credential.Options
@@ -258,6 +265,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxResponseBody <= 0 {
 		h.MaxResponseBody = DefaultMaxResponseBody
 	}
+	if h.RequestBodyTimeout <= 0 {
+		h.RequestBodyTimeout = caddy.Duration(DefaultRequestBodyTimeout)
+	}
 	if h.Policy.ErrorStatus == 0 {
 		h.Policy.ErrorStatus = http.StatusServiceUnavailable
 	}
@@ -380,17 +390,93 @@ func (h *Handler) Validate() error {
 // guards the rest.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	t := classify(r.URL.EscapedPath())
-	if t.route == RouteNone {
+	switch t.route {
+	case RouteNone:
 		return next.ServeHTTP(w, r)
+	case RouteSOAP:
+		pre, pass := h.inspectSOAP(w, r, t)
+		if pass {
+			return next.ServeHTTP(w, r)
+		}
+		return h.guard(w, r, next, t, pre)
 	}
-	return h.guard(w, r, next, t)
+	return h.guard(w, r, next, t, nil)
+}
+
+// bodyCheck is the outcome of reading a request body before the guard
+// runs: the session id, or the refusal.
+type bodyCheck struct {
+	id     int32
+	status int
+	reason string
+	msg    string
+}
+
+// inspectSOAP decides whether a request on the Chat.svc path is a
+// ResetChatSession call. pass is true for another operation (its body
+// restored for the backend) and for bodiless GET/HEAD requests such as
+// the WSDL; everything else goes to the guard with the session id or
+// the reason it is refused.
+func (h *Handler) inspectSOAP(w http.ResponseWriter, r *http.Request, t target) (pre *bodyCheck, pass bool) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.ContentLength == 0 &&
+		len(r.TransferEncoding) == 0 && !hasMethodOverride(r) {
+		return nil, true
+	}
+	body, status, reason, msg := h.bufferBody(w, r)
+	if status != 0 {
+		return &bodyCheck{status: status, reason: reason, msg: msg}, false
+	}
+	reset, id, err := classifySOAP(soapRequest{
+		actions:     r.Header.Values("SOAPAction"),
+		contentType: r.Header.Get("Content-Type"),
+		pathInfo:    soapPathInfo(r.URL.EscapedPath()),
+		body:        body,
+	})
+	switch {
+	case errors.Is(err, errXMLDTD):
+		return &bodyCheck{status: http.StatusBadRequest, reason: "xml_dtd_refused", msg: "XML document type declarations are not accepted"}, false
+	case errors.Is(err, errSOAPAmbiguous):
+		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_action_ambiguous", msg: "the SOAP action headers and the envelope disagree about ResetChatSession"}, false
+	case errors.Is(err, errSOAPEnvelope):
+		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_envelope_invalid", msg: "the operation of this Chat service call cannot be determined"}, false
+	case errors.Is(err, errBadSessionID):
+		return &bodyCheck{status: http.StatusBadRequest, reason: "bad_session_id", msg: "the ResetChatSession envelope holds no single valid ChatSessionId"}, false
+	case err != nil:
+		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_envelope_invalid", msg: "the operation of this Chat service call cannot be determined"}, false
+	case !reset:
+		return nil, true
+	}
+	return &bodyCheck{id: id}, false
+}
+
+// soapPathInfo returns the normalised segments after the Chat.svc
+// segment: WCF path info selecting an endpoint.
+func soapPathInfo(escapedPath string) []string {
+	segs := normalisePath(escapedPath)
+	for i, s := range segs {
+		if isChatService(s) {
+			return segs[i+1:]
+		}
+	}
+	return nil
+}
+
+func hasMethodOverride(r *http.Request) bool {
+	for _, name := range methodOverrideHeaders {
+		if _, ok := r.Header[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // exchange is one guarded request on its way through the steps.
 type exchange struct {
-	w       http.ResponseWriter
-	r       *http.Request
-	t       target
+	w http.ResponseWriter
+	r *http.Request
+	t target
+	// pre is the body already read and judged (SOAP route), or nil.
+	pre     *bodyCheck
 	rec     *audit.Record
 	start   time.Time
 	audited bool
@@ -398,8 +484,8 @@ type exchange struct {
 
 // guard runs steps 2 to 8 of DESIGN.md §1 for a request classified as a
 // reset.
-func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, t target) error {
-	x := &exchange{w: w, r: r, t: t, start: time.Now()}
+func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, t target, pre *bodyCheck) error {
+	x := &exchange{w: w, r: r, t: t, pre: pre, start: time.Now()}
 	x.rec = &audit.Record{
 		Timestamp: x.start,
 		Action:    action,
@@ -432,10 +518,8 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	// Step 1 (method): only POST reaches Reset.
-	for _, name := range methodOverrideHeaders {
-		if _, ok := r.Header[name]; ok {
-			return h.refuse(x, http.StatusBadRequest, "method_override_refused", "method override headers are not accepted on a reset route")
-		}
+	if hasMethodOverride(r) {
+		return h.refuse(x, http.StatusBadRequest, "method_override_refused", "method override headers are not accepted on a reset route")
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -565,35 +649,32 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 // readSessionID fills x.rec.SessionID, or returns the refusal.
 func (h *Handler) readSessionID(x *exchange) (status int, reason, msg string) {
-	if x.t.route == RouteREST {
+	switch {
+	case x.t.route == RouteREST:
 		id, err := parseSessionID(x.t.idSegment)
 		if err != nil {
 			return http.StatusBadRequest, "bad_session_id", err.Error()
 		}
 		x.rec.SessionID = id
 		return 0, "", ""
+	case x.pre != nil:
+		if x.pre.status != 0 {
+			return x.pre.status, x.pre.reason, x.pre.msg
+		}
+		x.rec.SessionID = x.pre.id
+		return 0, "", ""
 	}
 	r := x.r
-	if r.ContentLength > h.MaxRequestBody {
-		return http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
+	body, status, reason, msg := h.bufferBody(x.w, r)
+	if status != 0 {
+		return status, reason, msg
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxRequestBody+1))
-	if err != nil {
-		return http.StatusBadRequest, "request_body_unreadable", "the request body could not be read"
-	}
-	if int64(len(body)) > h.MaxRequestBody {
-		return http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
-	}
-	// The backend must receive the body exactly as the client sent it.
-	_ = r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
 	id, err := sessionIDFromBody(r.Header.Get("Content-Type"), body)
 	switch {
 	case errors.Is(err, errUnsupportedBody):
 		return http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be JSON, XML or form-encoded"
+	case errors.Is(err, errXMLDTD):
+		return http.StatusBadRequest, "xml_dtd_refused", "XML document type declarations are not accepted"
 	case errors.Is(err, errBadSessionID):
 		return http.StatusBadRequest, "bad_session_id", err.Error()
 	case err != nil:
@@ -601,6 +682,46 @@ func (h *Handler) readSessionID(x *exchange) (status int, reason, msg string) {
 	}
 	x.rec.SessionID = id
 	return 0, "", ""
+}
+
+// bufferBody reads a reset route's request body, bounded in size
+// (MaxRequestBody) and time (RequestBodyTimeout, so a client that
+// declares a body and never sends it cannot hold the guard), and
+// restores it for the backend exactly as the client sent it.
+func (h *Handler) bufferBody(w http.ResponseWriter, r *http.Request) (body []byte, status int, reason, msg string) {
+	if r.ContentLength > h.MaxRequestBody {
+		return nil, http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
+	}
+	// A deadline on the connection interrupts a read blocked on a silent
+	// client; Caddy's idle-timeout reader takes it as a ceiling. A writer
+	// that cannot set deadlines (tests) falls back to the server's own
+	// timeouts.
+	rc := http.NewResponseController(w)
+	deadlineSet := rc.SetReadDeadline(time.Now().Add(time.Duration(h.RequestBodyTimeout))) == nil
+	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxRequestBody+1))
+	if deadlineSet {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+			// The connection's read side is spent: it cannot carry
+			// another request.
+			w.Header().Set("Connection", "close")
+			return nil, http.StatusRequestTimeout, "request_body_timeout", "the request body did not arrive in time"
+		}
+		return nil, http.StatusBadRequest, "request_body_unreadable", "the request body could not be read"
+	}
+	if int64(len(body)) > h.MaxRequestBody {
+		return nil, http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
+	}
+	// The backend must receive the body exactly as the client sent it.
+	_ = r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	return body, 0, "", ""
 }
 
 func (h *Handler) input(x *exchange, cred credential.Credential, fp string) *policy.Input {

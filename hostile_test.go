@@ -1,0 +1,161 @@
+package resetguard
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+)
+
+// errReader fails every read, as a body read interrupted by a deadline
+// or a reset connection does.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestHostileRequests drives the handler with hostile bodies and SOAP
+// calls: each gets its precise status and exactly one audit record, and
+// nothing refused reaches the next handler; what passes through reaches
+// it with the body intact.
+func TestHostileRequests(t *testing.T) {
+	entity, err := os.ReadFile("testdata/entities/reset.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deepJSON := strings.Repeat(`{"a":`, 20000) + "1" + strings.Repeat("}", 20000)
+	cases := []struct {
+		name        string
+		method      string
+		path        string
+		header      map[string]string
+		body        io.Reader
+		length      int64 // -1: unknown (chunked)
+		user        string
+		wantStatus  int
+		wantReason  string // "" for a forward or a pass-through
+		wantForward bool
+		wantAudit   bool
+	}{
+		{name: "agents deeply nested JSON", path: "/api/v1/Agents/Chat/ResetChatSession", header: map[string]string{"Content-Type": "application/json"},
+			body: strings.NewReader(`{"x":` + deepJSON[:60000] + `,"ChatSessionId":1}`), wantStatus: 400, wantReason: "bad_session_id", wantAudit: true},
+		{name: "agents body past the bound", path: "/api/v1/Agents/Chat/ResetChatSession", header: map[string]string{"Content-Type": "application/json"},
+			body: strings.NewReader(`{"ChatSessionId":1,"pad":"` + strings.Repeat("x", 70000) + `"}`), wantStatus: 413, wantReason: "request_body_too_large", wantAudit: true},
+		{name: "agents chunked body past the bound", path: "/api/v1/Agents/Chat/ResetChatSession", length: -1, header: map[string]string{"Content-Type": "application/json"},
+			body: strings.NewReader(`{"ChatSessionId":1,"pad":"` + strings.Repeat("x", 70000) + `"}`), wantStatus: 413, wantReason: "request_body_too_large", wantAudit: true},
+		{name: "agents chunked body within the bound", path: "/api/v1/Agents/Chat/ResetChatSession", length: -1, header: map[string]string{"Content-Type": "application/json"},
+			body: strings.NewReader(`{"ChatSessionId":427}`), wantStatus: 200, wantForward: true, wantAudit: true},
+		{name: "agents XML with a DTD", path: "/api/v1/Agents/Chat/ResetChatSession", header: map[string]string{"Content-Type": "application/xml"},
+			body: strings.NewReader(`<!DOCTYPE x [<!ENTITY a "427">]><ResetChatSession><ChatSessionId>&a;</ChatSessionId></ResetChatSession>`), wantStatus: 400, wantReason: "xml_dtd_refused", wantAudit: true},
+		{name: "agents body read times out", path: "/api/v1/Agents/Chat/ResetChatSession", header: map[string]string{"Content-Type": "application/json"},
+			body: errReader{os.ErrDeadlineExceeded}, length: 20, wantStatus: 408, wantReason: "request_body_timeout", wantAudit: true},
+		{name: "agents body read fails", path: "/api/v1/Agents/Chat/ResetChatSession", header: map[string]string{"Content-Type": "application/json"},
+			body: errReader{io.ErrUnexpectedEOF}, length: 20, wantStatus: 400, wantReason: "request_body_unreadable", wantAudit: true},
+		{name: "soap reset allowed", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action, "Content-Type": ctSOAP11},
+			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 200, wantForward: true, wantAudit: true},
+		{name: "soap 1.2 reset denied", path: "/Cust1/Remote/Services88/Chat.svc", user: "mallory", header: map[string]string{"Content-Type": ctSOAP12},
+			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 403, wantReason: "mallory_refused", wantAudit: true},
+		{name: "soap reset without credentials", path: "/Remote/Services88/Chat.svc", user: "-", header: map[string]string{"SOAPAction": soap11Action},
+			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 401, wantReason: "missing_credentials", wantAudit: true},
+		{name: "soap reset by GET", method: http.MethodGet, path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action},
+			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 405, wantReason: "method_not_allowed", wantAudit: true},
+		{name: "soap other operation passes with its body", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
+			body: strings.NewReader(soapEnvelope("", getOp("427"))), wantStatus: 200, wantForward: true},
+		{name: "soap chunked other operation passes", path: "/Remote/Services88/Chat.svc", length: -1, header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
+			body: strings.NewReader(soapEnvelope("", getOp("427"))), wantStatus: 200, wantForward: true},
+		{name: "soap WSDL passes", method: http.MethodGet, path: "/Remote/Services88/Chat.svc", body: http.NoBody, wantStatus: 200, wantForward: true},
+		{name: "soap header and body disagree", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
+			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 400, wantReason: "soap_action_ambiguous", wantAudit: true},
+		{name: "soap no action, garbage body", path: "/Remote/Services88/Chat.svc", body: strings.NewReader("hello"), wantStatus: 400, wantReason: "soap_envelope_invalid", wantAudit: true},
+		{name: "soap billion laughs", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action},
+			body:       strings.NewReader(`<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><Envelope><Body><ResetChatSession><ChatSessionId>&b;</ChatSessionId></ResetChatSession></Body></Envelope>`),
+			wantStatus: 400, wantReason: "xml_dtd_refused", wantAudit: true},
+		{name: "soap body past the bound", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
+			body: strings.NewReader(soapEnvelope("", getOp(strings.Repeat("1", 70000)))), wantStatus: 413, wantReason: "request_body_too_large", wantAudit: true},
+		{name: "soap body read times out", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
+			body: errReader{os.ErrDeadlineExceeded}, length: 100, wantStatus: 408, wantReason: "request_body_timeout", wantAudit: true},
+		{name: "soap reset with a method override", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action, "X-HTTP-Method-Override": "GET"},
+			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 400, wantReason: "method_override_refused", wantAudit: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}})
+			method := tc.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			r := httptest.NewRequest(method, tc.path, nil)
+			var sent []byte
+			switch b := tc.body.(type) {
+			case *strings.Reader:
+				sent, _ = io.ReadAll(b)
+				r.Body = io.NopCloser(bytes.NewReader(sent))
+				r.ContentLength = int64(len(sent))
+			default:
+				r.Body = io.NopCloser(tc.body)
+				r.ContentLength = tc.length
+			}
+			if tc.length == -1 {
+				r.ContentLength = -1
+				r.TransferEncoding = []string{"chunked"}
+			}
+			for k, v := range tc.header {
+				r.Header.Set(k, v)
+			}
+			switch tc.user {
+			case "":
+				r.SetBasicAuth("bot", "pw")
+			case "-":
+			default:
+				r.SetBasicAuth(tc.user, "pw")
+			}
+			forwarded := false
+			w := httptest.NewRecorder()
+			err := h.ServeHTTP(w, r, handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				forwarded = true
+				got, err := io.ReadAll(r.Body)
+				if err != nil {
+					t.Errorf("reading the forwarded body: %v", err)
+				}
+				if sent != nil && !bytes.Equal(got, sent) {
+					t.Errorf("the next handler got a body of %d bytes, want the %d the client sent", len(got), len(sent))
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(entity)
+				return nil
+			}))
+			if err != nil {
+				t.Fatalf("ServeHTTP: %v", err)
+			}
+			if w.Code != tc.wantStatus {
+				t.Errorf("status %d, want %d: %s", w.Code, tc.wantStatus, w.Body)
+			}
+			if forwarded != tc.wantForward {
+				t.Errorf("forwarded = %v, want %v", forwarded, tc.wantForward)
+			}
+			if tc.wantReason != "" && !strings.Contains(w.Body.String(), `"`+tc.wantReason+`"`) {
+				t.Errorf("body %s does not name reason %q", w.Body, tc.wantReason)
+			}
+			want := 0
+			if tc.wantAudit {
+				want = 1
+			}
+			if logs.Len() != want {
+				t.Fatalf("%d audit records, want %d", logs.Len(), want)
+			}
+			if want == 1 {
+				rec := logs.All()[0].ContextMap()
+				ev, _ := rec["event"].(map[string]any)
+				if tc.wantReason != "" && ev["reason"] != tc.wantReason {
+					t.Errorf("audit event.reason = %v, want %s", ev["reason"], tc.wantReason)
+				}
+				rg, _ := rec["resetguard"].(map[string]any)
+				if strings.Contains(tc.path, "Chat.svc") && rg["route"] != "soap" {
+					t.Errorf("audit resetguard.route = %v, want soap", rg["route"])
+				}
+			}
+		})
+	}
+}
