@@ -130,6 +130,54 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "null":
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		out = []byte("null")
+	case "endless":
+		// A body that never ends, until the gateway hangs up.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		chunk := bytes.Repeat([]byte(" "), 32<<10)
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		return
+	case "short":
+		// Content-Length promises more than is sent, then the
+		// connection closes.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(entity)+5000))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(entity[:len(entity)/2])
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				_ = c.Close()
+			}
+		}
+		return
+	case "gzip-bomb":
+		// 64 MiB of spaces inside a valid entity, gzip-compressed to a
+		// few dozen KiB: far past the guard's decode bound.
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(entity[:len(entity)-1])
+		pad := bytes.Repeat([]byte(" "), 1<<20)
+		for range 64 {
+			_, _ = zw.Write(pad)
+		}
+		_, _ = zw.Write([]byte("}"))
+		_ = zw.Close()
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Encoding", "gzip")
+		out = buf.Bytes()
+	case "hang":
+		// Headers, then silence until the gateway gives up.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		select {
+		case <-time.After(20 * time.Second):
+		case <-r.Context().Done():
+		}
+		return
 	default:
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		out = entity
@@ -314,7 +362,7 @@ http://localhost:9086 {
 	}
 	reverse_proxy %s
 }
-`, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream,
+`, auditPath, guard("request_body_timeout 1s"), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream,
 			guard("session_lookup "+be.srv.URL+" {\n\t\t\ttimeout 500ms\n\t\t}"), upstream, reloadDir, upstream)
 		config += idf.sites(upstream, be.srv.URL)
 		af := newAuditFixture(t, dir)
