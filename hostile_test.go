@@ -2,6 +2,7 @@ package resetguard
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -155,6 +156,74 @@ func TestHostileRequests(t *testing.T) {
 				if strings.Contains(tc.path, "Chat.svc") && rg["route"] != "soap" {
 					t.Errorf("audit resetguard.route = %v, want soap", rg["route"])
 				}
+			}
+		})
+	}
+}
+
+// TestUpstreamAbort: reverse_proxy abandons a response whose upstream body
+// fails with panic(http.ErrAbortHandler). While the response is held the
+// client gets a clean 502 and the record says upstream_incomplete (or
+// client_gone); once it streams, the abort goes on to cut the connection,
+// and the record written at the overflow stays the only one.
+func TestUpstreamAbort(t *testing.T) {
+	partial := func(n int) handlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) error {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "100000")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(bytes.Repeat([]byte(" "), n))
+			panic(http.ErrAbortHandler)
+		}
+	}
+	cases := []struct {
+		name        string
+		maxResponse int64
+		cancel      bool
+		wantPanic   bool
+		wantStatus  int
+		wantReason  string
+	}{
+		{name: "held", wantStatus: 502, wantReason: "upstream_incomplete"},
+		{name: "held, client gone", cancel: true, wantStatus: statusClientClosed, wantReason: "client_gone"},
+		{name: "streaming", maxResponse: 16, wantPanic: true, wantStatus: 200, wantReason: "entity_not_read"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}, MaxResponseBody: tc.maxResponse})
+			r := botRequest(t)
+			var cancel func()
+			if tc.cancel {
+				ctx, c := context.WithCancel(r.Context())
+				cancel = c
+				r = r.WithContext(ctx)
+			}
+			w := httptest.NewRecorder()
+			next := partial(1000)
+			if cancel != nil {
+				inner := next
+				next = func(w http.ResponseWriter, r *http.Request) error { cancel(); return inner(w, r) }
+			}
+			var recovered any
+			func() {
+				defer func() { recovered = recover() }()
+				_ = h.ServeHTTP(w, r, next)
+			}()
+			if tc.wantPanic != (recovered == http.ErrAbortHandler) || (!tc.wantPanic && recovered != nil) {
+				t.Fatalf("recovered %v, want an ErrAbortHandler panic: %v", recovered, tc.wantPanic)
+			}
+			if w.Code != tc.wantStatus {
+				t.Errorf("status %d, want %d", w.Code, tc.wantStatus)
+			}
+			if !tc.wantPanic && (w.Header().Get("Content-Length") == "100000" || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") || !strings.Contains(w.Body.String(), tc.wantReason)) {
+				t.Errorf("headers %v body %s: want the guard's JSON error without the upstream's Content-Length", w.Header(), w.Body)
+			}
+			if logs.Len() != 1 {
+				t.Fatalf("%d audit records, want 1", logs.Len())
+			}
+			ev, _ := logs.All()[0].ContextMap()["event"].(map[string]any)
+			if ev["reason"] != tc.wantReason {
+				t.Errorf("event.reason = %v, want %s", ev["reason"], tc.wantReason)
 			}
 		})
 	}

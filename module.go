@@ -780,7 +780,36 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		x.rec.Status = held.status
 		h.emit(x, audit.OutcomeUnknown, "entity_not_read")
 	})
-	err := next.ServeHTTP(held, x.r)
+	aborted, err := serveNext(next, held, x.r)
+	if aborted {
+		if !held.held() {
+			// Part of the body already reached the client, after its
+			// record: cut the connection, as reverse_proxy asked.
+			panic(http.ErrAbortHandler)
+		}
+		// The upstream broke off its body (or the client left) while the
+		// response was still held: nothing reached the client, so it gets
+		// a clean error instead of a truncated entity.
+		up.Duration = time.Since(upStart)
+		up.Status = held.status
+		up.ContentType = held.Header().Get("Content-Type")
+		status, reason := http.StatusBadGateway, "upstream_incomplete"
+		up.Error = "upstream response body incomplete"
+		if x.r.Context().Err() != nil {
+			status, reason = statusClientClosed, "client_gone"
+			up.Error = "client closed the request"
+		}
+		h.logger.Warn("upstream response aborted for a guarded reset", zap.String("request_id", x.rec.RequestID), zap.String("reason", reason))
+		// The upstream's headers are already in the (shared) header map;
+		// they describe a body that is not sent.
+		for k := range x.w.Header() {
+			if k != "Server" {
+				delete(x.w.Header(), k)
+			}
+		}
+		h.refuseForwarded(x, status, reason)
+		return nil
+	}
 	if !held.held() {
 		if err != nil {
 			h.logger.Error("upstream failed while streaming a guarded response", zap.String("request_id", x.rec.RequestID), zap.Error(err))
@@ -855,6 +884,22 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		return caddyhttp.Error(statusClientClosed, fmt.Errorf("releasing guarded response: %w", rerr))
 	}
 	return nil
+}
+
+// serveNext calls the next handler and turns reverse_proxy's
+// panic(http.ErrAbortHandler), its way of abandoning a response whose
+// upstream body failed half-way, into aborted=true. Other panics go on to
+// guard's recovery.
+func serveNext(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (aborted bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				panic(p)
+			}
+			aborted = true
+		}
+	}()
+	return false, next.ServeHTTP(w, r)
 }
 
 func upstreamErrorText(status int) string {
