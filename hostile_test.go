@@ -67,6 +67,10 @@ func TestHostileRequests(t *testing.T) {
 		{name: "soap chunked other operation passes", path: "/Remote/Services88/Chat.svc", length: -1, header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
 			body: strings.NewReader(soapEnvelope("", getOp("427"))), wantStatus: 200, wantForward: true},
 		{name: "soap WSDL passes", method: http.MethodGet, path: "/Remote/Services88/Chat.svc", body: http.NoBody, wantStatus: 200, wantForward: true},
+		{name: "soap preflight passes", method: http.MethodOptions, path: "/Remote/Services88/Chat.svc", body: http.NoBody, wantStatus: 200, wantForward: true},
+		// Only a POST reaches a WCF operation: the method is refused
+		// before the (undeterminable) operation is.
+		{name: "soap bodiless DELETE refused", method: http.MethodDelete, path: "/Remote/Services88/Chat.svc", body: http.NoBody, wantStatus: 405, wantReason: "method_not_allowed", wantAudit: true},
 		{name: "soap header and body disagree", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
 			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 400, wantReason: "soap_action_ambiguous", wantAudit: true},
 		{name: "soap no action, garbage body", path: "/Remote/Services88/Chat.svc", body: strings.NewReader("hello"), wantStatus: 400, wantReason: "soap_envelope_invalid", wantAudit: true},

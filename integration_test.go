@@ -64,6 +64,9 @@ type backend struct {
 	entity     []byte // testdata/entities/reset.json
 	xml        []byte // testdata/entities/reset.xml
 
+	bombOnce sync.Once
+	bomb     []byte
+
 	mu   sync.Mutex
 	got  map[string][]received
 	sent map[string][]byte
@@ -154,20 +157,9 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	case "gzip-bomb":
-		// 64 MiB of spaces inside a valid entity, gzip-compressed to a
-		// few dozen KiB: far past the guard's decode bound.
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		_, _ = zw.Write(entity[:len(entity)-1])
-		pad := bytes.Repeat([]byte(" "), 1<<20)
-		for range 64 {
-			_, _ = zw.Write(pad)
-		}
-		_, _ = zw.Write([]byte("}"))
-		_ = zw.Close()
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Content-Encoding", "gzip")
-		out = buf.Bytes()
+		out = b.gzipBomb()
 	case "hang":
 		// Headers, then silence until the gateway gives up.
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -213,6 +205,25 @@ func (b *backend) serveLookup(w http.ResponseWriter, r *http.Request, id string,
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, _ = w.Write(out)
+}
+
+// gzipBomb is a valid entity padded with 32 MiB of spaces, gzip-compressed
+// to a few dozen KiB: far past the guard's decode bound. Built once, as
+// compressing it is slow under the race detector.
+func (b *backend) gzipBomb() []byte {
+	b.bombOnce.Do(func() {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(b.entity[:bytes.LastIndexByte(b.entity, '}')])
+		pad := bytes.Repeat([]byte(" "), 1<<20)
+		for range 32 {
+			_, _ = zw.Write(pad)
+		}
+		_, _ = zw.Write([]byte("}"))
+		_ = zw.Close()
+		b.bomb = buf.Bytes()
+	})
+	return b.bomb
 }
 
 func (b *backend) record(tc string, out []byte) {

@@ -517,10 +517,11 @@ func routePattern(segs []string) (Route, bool) {
 		return RouteNone, false
 	}
 	tail := segs[n-5:]
-	if tail[0] == "api" && tail[1] == "v1" && tail[2] == "chatsession" && tail[4] == "reset" {
+	// Any API version: the backend's router takes v1, v2, … alike.
+	if tail[0] == "api" && tail[2] == "chatsession" && tail[4] == "reset" {
 		return RouteREST, true
 	}
-	if slices.Equal(tail, []string{"api", "v1", "agents", "chat", "resetchatsession"}) {
+	if tail[0] == "api" && slices.Equal(tail[2:], []string{"agents", "chat", "resetchatsession"}) {
 		return RouteAgents, true
 	}
 	if slices.Contains(segs, "chat.svc") {

@@ -27,9 +27,9 @@ func TestHostileUpstreams(t *testing.T) {
 		wantReason string
 		wantRecord int // the status in the record
 	}{
-		{mode: "endless", clientWait: 5 * time.Second, wantStatus: 200, wantRead: 3 << 20, wantReason: "entity_not_read", wantRecord: 200},
-		{mode: "gzip-bomb", clientWait: 5 * time.Second, wantStatus: 200, wantReason: "entity_not_read", wantRecord: 200},
-		{mode: "short", clientWait: 5 * time.Second, wantStatus: 502, wantReason: "upstream_incomplete", wantRecord: 502},
+		{mode: "endless", clientWait: 15 * time.Second, wantStatus: 200, wantRead: 3 << 20, wantReason: "entity_not_read", wantRecord: 200},
+		{mode: "gzip-bomb", clientWait: 15 * time.Second, wantStatus: 200, wantReason: "entity_not_read", wantRecord: 200},
+		{mode: "short", clientWait: 15 * time.Second, wantStatus: 502, wantReason: "upstream_incomplete", wantRecord: 502},
 		{mode: "hang", clientWait: time.Second, wantStatus: 0, wantReason: "client_gone", wantRecord: 499},
 	}
 	for _, tc := range cases {
@@ -71,7 +71,7 @@ func TestHostileUpstreams(t *testing.T) {
 			for deadline := time.Now().Add(5 * time.Second); len(records) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 				records = g.newAuditLines(t)
 			}
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond)
 			records = append(records, g.newAuditLines(t)...)
 			if len(records) != 1 {
 				t.Fatalf("%d audit records, want 1", len(records))
