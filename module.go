@@ -394,7 +394,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case RouteNone:
 		return next.ServeHTTP(w, r)
 	case RouteSOAP:
-		pre, pass := h.inspectSOAP(w, r, t)
+		pre, pass := h.inspectSOAP(w, r)
 		if pass {
 			return next.ServeHTTP(w, r)
 		}
@@ -415,9 +415,9 @@ type bodyCheck struct {
 // inspectSOAP decides whether a request on the Chat.svc path is a
 // ResetChatSession call. pass is true for another operation (its body
 // restored for the backend) and for bodiless GET/HEAD/OPTIONS requests
-// such as the WSDL, which cannot carry an operation; everything else goes to the guard with the session id or
-// the reason it is refused.
-func (h *Handler) inspectSOAP(w http.ResponseWriter, r *http.Request, t target) (pre *bodyCheck, pass bool) {
+// such as the WSDL, which cannot carry an operation; everything else goes
+// to the guard with the session id or the reason it is refused.
+func (h *Handler) inspectSOAP(w http.ResponseWriter, r *http.Request) (pre *bodyCheck, pass bool) {
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions) && r.ContentLength == 0 &&
 		len(r.TransferEncoding) == 0 && !hasMethodOverride(r) {
 		return nil, true

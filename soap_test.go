@@ -2,6 +2,7 @@ package resetguard
 
 import (
 	"errors"
+	"mime"
 	"strings"
 	"testing"
 )
@@ -175,6 +176,9 @@ func FuzzClassifySOAP(f *testing.F) {
 			}
 			if strings.EqualFold(actionOperation(soapAction), soapResetOperation) {
 				t.Fatalf("passed through a request whose SOAPAction is %q", soapAction)
+			}
+			if _, params, err := mime.ParseMediaType(contentType); err == nil && strings.EqualFold(actionOperation(params["action"]), soapResetOperation) {
+				t.Fatalf("passed through a request whose Content-Type is %q", contentType)
 			}
 		}
 	})
