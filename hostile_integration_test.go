@@ -165,6 +165,8 @@ func TestHostileClients(t *testing.T) {
 		denied("agents sniffed", "/api/v1/Agents%2FChat%2FResetChatSession", nil, `{"ChatSessionId":427}`),
 		{name: "agents chunked", target: "/api/v1/Agents/Chat/ResetChatSession", auth: "mallory", headers: json,
 			framing: "Transfer-Encoding: chunked\r\n\r\n" + chunked(`{"ChatSessionId":427}`), wantStatus: 403, wantReason: "mallory_refused", wantAudit: 1},
+		{name: "agents id also in the query", target: "/api/v1/Agents/Chat/ResetChatSession?ChatSessionId=666", auth: "bot", headers: json,
+			body: `{"ChatSessionId":427}`, wantStatus: 400, wantReason: "bad_session_id", wantAudit: 1},
 		// Go's server lets chunked win and drops the Content-Length, so
 		// the guard reads the chunked body.
 		{name: "agents content-length and chunked", target: "/api/v1/Agents/Chat/ResetChatSession", auth: "mallory", headers: json,

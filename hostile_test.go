@@ -42,6 +42,12 @@ func TestHostileRequests(t *testing.T) {
 	}{
 		{name: "agents deeply nested JSON", path: "/api/v1/Agents/Chat/ResetChatSession", header: map[string]string{"Content-Type": "application/json"},
 			body: strings.NewReader(`{"x":` + deepJSON[:60000] + `,"ChatSessionId":1}`), wantStatus: 400, wantReason: "bad_session_id", wantAudit: true},
+		{name: "agents id in the query as well", path: "/api/v1/Agents/Chat/ResetChatSession?chatsessionid=666", header: map[string]string{"Content-Type": "application/json"},
+			body: strings.NewReader(`{"ChatSessionId":427}`), wantStatus: 400, wantReason: "bad_session_id", wantAudit: true},
+		{name: "agents prefixed id in the query, encoded", path: "/api/v1/Agents/Chat/ResetChatSession?request.Chat%53essionId=666&$select=Status", header: map[string]string{"Content-Type": "application/json"},
+			body: strings.NewReader(`{"ChatSessionId":427}`), wantStatus: 400, wantReason: "bad_session_id", wantAudit: true},
+		{name: "agents other query parameters", path: "/api/v1/Agents/Chat/ResetChatSession?$select=Status,ChatSessionId&x=1", header: map[string]string{"Content-Type": "application/json"},
+			body: strings.NewReader(`{"ChatSessionId":427}`), wantStatus: 200, wantForward: true, wantAudit: true},
 		{name: "agents body past the bound", path: "/api/v1/Agents/Chat/ResetChatSession", header: map[string]string{"Content-Type": "application/json"},
 			body: strings.NewReader(`{"ChatSessionId":1,"pad":"` + strings.Repeat("x", 70000) + `"}`), wantStatus: 413, wantReason: "request_body_too_large", wantAudit: true},
 		{name: "agents chunked body past the bound", path: "/api/v1/Agents/Chat/ResetChatSession", length: -1, header: map[string]string{"Content-Type": "application/json"},

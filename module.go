@@ -665,6 +665,11 @@ func (h *Handler) readSessionID(x *exchange) (status int, reason, msg string) {
 		return 0, "", ""
 	}
 	r := x.r
+	if queryNamesSessionID(r.URL.RawQuery) {
+		// The guard reads the id from the body; a second one in the query
+		// string, which a model binder might prefer, is ambiguity.
+		return http.StatusBadRequest, "bad_session_id", "ChatSessionId must be given in the body only, not in the query string"
+	}
 	body, status, reason, msg := h.bufferBody(x.w, r)
 	if status != 0 {
 		return status, reason, msg
@@ -682,6 +687,26 @@ func (h *Handler) readSessionID(x *exchange) (status int, reason, msg string) {
 	}
 	x.rec.SessionID = id
 	return 0, "", ""
+}
+
+// queryNamesSessionID reports whether a query string has a parameter a
+// model binder could take for ChatSessionId: the name itself or a
+// prefixed one (request.ChatSessionId), in any case, encoded or not.
+func queryNamesSessionID(rawQuery string) bool {
+	if rawQuery == "" {
+		return false
+	}
+	for _, part := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, _, _ := strings.Cut(part, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		name = strings.TrimSpace(name)
+		if len(name) >= len(agentsIDField) && strings.EqualFold(name[len(name)-len(agentsIDField):], agentsIDField) {
+			return true
+		}
+	}
+	return false
 }
 
 // bufferBody reads a reset route's request body, bounded in size
