@@ -196,6 +196,11 @@ func TestHostileClients(t *testing.T) {
 		denied("soap action in another case, unquoted", "/Remote/Services88/Chat.svc", []string{"Content-Type: text/xml", "soapaction: " + soapNS + "/resetCHATsession"}, soapReset("427")),
 		{name: "soap two SOAPAction headers", target: "/Remote/Services88/Chat.svc", auth: "bot",
 			headers: []string{"Content-Type: text/xml", `SOAPAction: "` + soapNS + `/GetChatSessionEntity"`, `SOAPAction: "` + soapNS + `/ResetChatSession"`}, body: soapReset("427"), wantStatus: 400, wantReason: "soap_action_ambiguous", wantAudit: 1},
+		// A caller the policy allows in the header, someone else's ticket
+		// in the envelope the backend authenticates: refused.
+		{name: "soap allowed header, other ticket in the envelope", target: "/Remote/Services88/Chat.svc", auth: "bot", headers: soap11,
+			body:       `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><Credentials xmlns="` + soapNS + `"><Ticket>7T:bWFsbG9yeQ==</Ticket></Credentials></s:Header><s:Body><ResetChatSession xmlns="` + soapNS + `"><ChatSessionId>427</ChatSessionId></ResetChatSession></s:Body></s:Envelope>`,
+			wantStatus: 401, wantReason: "duplicate_authorization", wantAudit: 1},
 		{name: "soap without credentials", target: "/Remote/Services88/Chat.svc", headers: soap11, body: soapReset("427"), wantStatus: 401, wantReason: "missing_credentials", wantAudit: 1},
 		{name: "soap header other, body reset", target: "/Remote/Services88/Chat.svc", auth: "bot",
 			headers: []string{"Content-Type: text/xml", `SOAPAction: "` + soapNS + `/GetChatSessionEntity"`}, body: soapReset("427"), wantStatus: 400, wantReason: "soap_action_ambiguous", wantAudit: 1},

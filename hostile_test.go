@@ -68,6 +68,14 @@ func TestHostileRequests(t *testing.T) {
 			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 401, wantReason: "missing_credentials", wantAudit: true},
 		{name: "soap reset by GET", method: http.MethodGet, path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action},
 			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 405, wantReason: "method_not_allowed", wantAudit: true},
+		{name: "soap ticket in the envelope", path: "/Remote/Services88/Chat.svc", user: "-", header: map[string]string{"SOAPAction": soap11Action},
+			body: strings.NewReader(soapEnvelope(`<Credentials xmlns="`+soapNS+`"><Ticket>7T:dGlja2V0</Ticket></Credentials>`, resetOp("427"))), wantStatus: 200, wantForward: true, wantAudit: true},
+		// The backend authenticates the envelope, the guard would have
+		// decided on the header: refused.
+		{name: "soap ticket in the envelope and an Authorization header", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action},
+			body: strings.NewReader(soapEnvelope(`<Credentials xmlns="`+soapNS+`"><Ticket>7T:dGlja2V0</Ticket></Credentials>`, resetOp("427"))), wantStatus: 401, wantReason: "duplicate_authorization", wantAudit: true},
+		{name: "soap user and password in the envelope", path: "/Remote/Services88/Chat.svc", user: "-", header: map[string]string{"SOAPAction": soap11Action},
+			body: strings.NewReader(soapEnvelope(`<Credentials xmlns="`+soapNS+`"><Username>u</Username><Password>p</Password></Credentials>`, resetOp("427"))), wantStatus: 401, wantReason: "malformed_authorization", wantAudit: true},
 		{name: "soap other operation passes with its body", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
 			body: strings.NewReader(soapEnvelope("", getOp("427"))), wantStatus: 200, wantForward: true},
 		{name: "soap chunked other operation passes", path: "/Remote/Services88/Chat.svc", length: -1, header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},

@@ -410,6 +410,11 @@ type bodyCheck struct {
 	status int
 	reason string
 	msg    string
+	// envelopeCred: the SOAP envelope carries Credentials, which the
+	// backend authenticates instead of HTTP headers; envelopeTicket is
+	// its one Ticket, "" when the Credentials are not exactly that.
+	envelopeCred   bool
+	envelopeTicket string
 }
 
 // inspectSOAP decides whether a request on the Chat.svc path is a
@@ -446,7 +451,11 @@ func (h *Handler) inspectSOAP(w http.ResponseWriter, r *http.Request) (pre *body
 	case !reset:
 		return nil, true
 	}
-	return &bodyCheck{id: id}, false
+	ticket, present, err := envelopeTicket(body)
+	if err != nil && !errors.Is(err, errSOAPCredentials) {
+		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_envelope_invalid", msg: "the operation of this Chat service call cannot be determined"}, false
+	}
+	return &bodyCheck{id: id, envelopeCred: present, envelopeTicket: ticket}, false
 }
 
 // soapPathInfo returns the normalised segments after the Chat.svc
@@ -532,7 +541,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	// Step 3: credential.
-	cred, err := credential.Parse(r, h.credOpts, t.tenant)
+	cred, credHeader, err := h.credential(x)
 	if err != nil {
 		f, _ := credential.AsFailure(err)
 		for _, c := range credential.Challenges(h.credOpts, h.Realm, f) {
@@ -553,7 +562,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	// Step 4: principal.
-	principal, fail := h.id.principal(r.Context(), h.fingerprint, cred, t.prefix, r.Header)
+	principal, fail := h.id.principal(r.Context(), h.fingerprint, cred, t.prefix, credHeader)
 	if fail != nil {
 		h.logger.Warn("caller identity not established; refusing", zap.String("request_id", x.rec.RequestID),
 			zap.String("reason", fail.reason), zap.Error(fail.err))
@@ -578,7 +587,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	// Step 4b: the session as it is now, when configured.
 	var current map[string]any
 	if h.lookup != nil {
-		s, err := h.lookup.Fetch(r.Context(), t.prefix, x.rec.SessionID, r.Header)
+		s, err := h.lookup.Fetch(r.Context(), t.prefix, x.rec.SessionID, credHeader)
 		if err != nil {
 			var le *session.Error
 			if !errors.As(err, &le) {
@@ -645,6 +654,28 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 	// Steps 6 to 8: forward, read the entity, audit, release.
 	return h.forward(x, next)
+}
+
+// credential finds the caller's one credential, and the headers that
+// carry it to the backend's principal and session lookups: the request's
+// own, or, for a SOAP call with its ticket in the envelope, a copy with
+// that ticket as Authorization.
+func (h *Handler) credential(x *exchange) (credential.Credential, http.Header, error) {
+	r := x.r
+	if x.pre == nil || !x.pre.envelopeCred {
+		cred, err := credential.Parse(r, h.credOpts, x.t.tenant)
+		return cred, r.Header, err
+	}
+	if x.pre.envelopeTicket == "" {
+		return credential.Credential{}, nil, &credential.Failure{Reason: "malformed_authorization"}
+	}
+	cred, err := credential.FromSOAPTicket(r, h.credOpts, x.pre.envelopeTicket)
+	if err != nil {
+		return cred, nil, err
+	}
+	hdr := r.Header.Clone()
+	hdr.Set(credential.HeaderAuthorization, "SoTicket "+x.pre.envelopeTicket)
+	return cred, hdr, nil
 }
 
 // readSessionID fills x.rec.SessionID, or returns the refusal.

@@ -145,6 +145,13 @@ type envelope struct {
 	id          string
 	ids         int
 	idHasMarkup bool
+	// credentials counts Credentials elements in the SOAP Header;
+	// tickets and ticket hold their Ticket children. otherCredential:
+	// Credentials holds something else (a user name, a password).
+	credentials     int
+	tickets         int
+	ticket          string
+	otherCredential bool
 }
 
 // parseEnvelope walks a SOAP 1.1 or 1.2 envelope with encoding/xml in
@@ -159,7 +166,7 @@ func parseEnvelope(body []byte) (envelope, error) {
 	var stack []string
 	var text strings.Builder
 	roots, bodies := 0, 0
-	inID, inAction := 0, false
+	inID, inAction, inTicket := 0, false, false
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
@@ -197,6 +204,20 @@ func parseEnvelope(body []byte) (envelope, error) {
 			case depth == 2 && strings.EqualFold(stack[1], "Header") && strings.EqualFold(name, "Action"):
 				inAction = true
 				text.Reset()
+			case depth >= 2 && strings.EqualFold(stack[1], "Header") && strings.EqualFold(name, "Credentials"):
+				// Anywhere in the Header: a nested copy is still one the
+				// backend might read.
+				env.credentials++
+			case depth >= 3 && strings.EqualFold(stack[1], "Header") && strings.EqualFold(stack[depth-1], "Credentials"):
+				if strings.EqualFold(name, "Ticket") {
+					env.tickets++
+					inTicket = true
+					text.Reset()
+				} else {
+					env.otherCredential = true
+				}
+			case inTicket:
+				env.otherCredential = true
 			case depth >= 3 && strings.EqualFold(stack[1], "Body") && strings.EqualFold(stack[2], soapResetOperation) &&
 				stack[2] == env.operation:
 				if inID > 0 {
@@ -220,6 +241,9 @@ func parseEnvelope(body []byte) (envelope, error) {
 			}
 			stack = stack[:len(stack)-1]
 			switch {
+			case inTicket && len(stack) >= 3 && strings.EqualFold(stack[len(stack)-1], "Credentials"):
+				inTicket = false
+				env.ticket = strings.TrimSpace(text.String())
 			case inAction && len(stack) == 2:
 				inAction = false
 				if a := actionOperation(text.String()); a != "" {
@@ -232,7 +256,7 @@ func parseEnvelope(body []byte) (envelope, error) {
 				}
 			}
 		case xml.CharData:
-			if inAction || inID > 0 {
+			if inAction || inTicket || inID > 0 {
 				text.Write(t)
 			}
 		}
@@ -241,4 +265,25 @@ func parseEnvelope(body []byte) (envelope, error) {
 		return env, fmt.Errorf("%w: no Envelope element", errSOAPEnvelope)
 	}
 	return env, nil
+}
+
+// errSOAPCredentials: the envelope's Credentials are not one Ticket.
+var errSOAPCredentials = errors.New("soap: the envelope's Credentials hold something other than one Ticket")
+
+// envelopeTicket returns the ticket of a SOAP envelope's
+// <Credentials><Ticket>, and whether the envelope carries Credentials at
+// all. Anything but exactly one Ticket in one Credentials element is an
+// error: the guard could not know whom the backend will authenticate.
+func envelopeTicket(body []byte) (ticket string, present bool, err error) {
+	env, err := parseEnvelope(body)
+	if err != nil {
+		return "", false, err
+	}
+	if env.credentials == 0 {
+		return "", false, nil
+	}
+	if env.credentials > 1 || env.tickets != 1 || env.otherCredential || env.ticket == "" {
+		return "", true, errSOAPCredentials
+	}
+	return env.ticket, true, nil
 }

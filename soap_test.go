@@ -183,3 +183,36 @@ func FuzzClassifySOAP(f *testing.F) {
 		}
 	})
 }
+
+func TestEnvelopeTicket(t *testing.T) {
+	withHeader := func(h string) []byte { return []byte(soapEnvelope(h, resetOp("1"))) }
+	cases := []struct {
+		name        string
+		body        []byte
+		wantTicket  string
+		wantPresent bool
+		wantErr     error
+	}{
+		{"no header", withHeader(""), "", false, nil},
+		{"header without credentials", withHeader(`<Action>x</Action>`), "", false, nil},
+		{"one ticket", withHeader(`<Credentials xmlns="` + soapNS + `"><Ticket> 7T:dGlja2V0 </Ticket></Credentials>`), "7T:dGlja2V0", true, nil},
+		{"ticket in another case and prefix", withHeader(`<c:CREDENTIALS xmlns:c="x"><c:ticket>7T:abc</c:ticket></c:CREDENTIALS>`), "7T:abc", true, nil},
+		{"nested credentials", withHeader(`<Wrap><Credentials><Ticket>7T:abc</Ticket></Credentials></Wrap>`), "7T:abc", true, nil},
+		{"empty credentials", withHeader(`<Credentials/>`), "", true, errSOAPCredentials},
+		{"empty ticket", withHeader(`<Credentials><Ticket></Ticket></Credentials>`), "", true, errSOAPCredentials},
+		{"user and password", withHeader(`<Credentials><Username>u</Username><Password>p</Password></Credentials>`), "", true, errSOAPCredentials},
+		{"ticket and password", withHeader(`<Credentials><Ticket>7T:a</Ticket><Password>p</Password></Credentials>`), "", true, errSOAPCredentials},
+		{"two tickets", withHeader(`<Credentials><Ticket>7T:a</Ticket><Ticket>7T:b</Ticket></Credentials>`), "", true, errSOAPCredentials},
+		{"two credentials", withHeader(`<Credentials><Ticket>7T:a</Ticket></Credentials><Credentials><Ticket>7T:b</Ticket></Credentials>`), "", true, errSOAPCredentials},
+		{"markup in the ticket", withHeader(`<Credentials><Ticket><b>7T:a</b></Ticket></Credentials>`), "", true, errSOAPCredentials},
+		{"not an envelope", []byte("x"), "", false, errSOAPEnvelope},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ticket, present, err := envelopeTicket(tc.body)
+			if ticket != tc.wantTicket || present != tc.wantPresent || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("envelopeTicket = %q, %v, %v; want %q, %v, %v", ticket, present, err, tc.wantTicket, tc.wantPresent, tc.wantErr)
+			}
+		})
+	}
+}
