@@ -166,6 +166,11 @@ func FuzzClassifySOAP(f *testing.F) {
 		if err != nil && id != 0 {
 			t.Fatalf("id %d with error %v", id, err)
 		}
+		if ticket, present, terr := envelopeTicket(body); terr == nil && present && (ticket == "" || strings.TrimSpace(ticket) != ticket) {
+			t.Fatalf("envelope credentials accepted with ticket %q", ticket)
+		} else if terr == nil && !present && ticket != "" {
+			t.Fatalf("ticket %q without credentials", ticket)
+		}
 		if err == nil && !reset {
 			env, perr := parseEnvelope(body)
 			if perr != nil {
