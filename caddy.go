@@ -85,6 +85,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_response_body <size>
 //	    name             <label in the admin status route>
 //	    errors           superoffice | handle_errors
+//	    request_body_timeout <duration>
 //	}
 //
 // The policy sub-options may also stand directly in the reset_guard block
@@ -184,6 +185,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				h.MaxResponseBody = int64(n)
 			}
+		case "request_body_timeout":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 || dur > 10*time.Minute {
+				return d.Errf("request_body_timeout %q: want a duration in (0, 10m]", v)
+			}
+			h.RequestBodyTimeout = caddy.Duration(dur)
 		default:
 			return d.Errf("unrecognized reset_guard option %q", opt)
 		}

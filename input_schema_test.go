@@ -218,6 +218,15 @@ func TestHandlerInputMatchesSchema(t *testing.T) {
 			withSecrets(r)
 			return r
 		}, map[string]any{"route": "agents", "session_id": json.Number("833"), "credential.username": "chatbot"}},
+		{"soap route", func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/Cust12345/Remote/Services88/Chat.svc?ticket="+queryToken+"&x=1",
+				strings.NewReader(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><ResetChatSession xmlns="http://www.superoffice.net/ws/crm/NetServer/Services88"><ChatSessionId>834</ChatSessionId></ResetChatSession></s:Body></s:Envelope>`))
+			r.Header.Set("Content-Type", "text/xml; charset=utf-8")
+			r.Header.Set("SOAPAction", `"http://www.superoffice.net/ws/crm/NetServer/Services88/ResetChatSession"`)
+			r.Header.Set("Authorization", "SoTicket "+ticket)
+			withSecrets(r)
+			return r
+		}, map[string]any{"route": "soap", "session_id": json.Number("834"), "tenant": "Cust12345"}},
 		{"secret query names in other cases", func() *http.Request {
 			r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/427/Reset?TICKET="+queryToken+"&Access_Token="+queryToken+
 				"&password="+queryToken+"&so-apptoken="+queryToken+"&x=1", nil)

@@ -70,6 +70,9 @@ type backend struct {
 	entity     []byte // testdata/entities/reset.json
 	xml        []byte // testdata/entities/reset.xml
 
+	bombOnce sync.Once
+	bomb     []byte
+
 	mu   sync.Mutex
 	got  map[string][]received
 	sent map[string][]byte
@@ -136,6 +139,43 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "null":
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		out = []byte("null")
+	case "endless":
+		// A body that never ends, until the gateway hangs up.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		chunk := bytes.Repeat([]byte(" "), 32<<10)
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		return
+	case "short":
+		// Content-Length promises more than is sent, then the
+		// connection closes.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(entity)+5000))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(entity[:len(entity)/2])
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				_ = c.Close()
+			}
+		}
+		return
+	case "gzip-bomb":
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Encoding", "gzip")
+		out = b.gzipBomb()
+	case "hang":
+		// Headers, then silence until the gateway gives up.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		select {
+		case <-time.After(20 * time.Second):
+		case <-r.Context().Done():
+		}
+		return
 	default:
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		out = entity
@@ -171,6 +211,25 @@ func (b *backend) serveLookup(w http.ResponseWriter, r *http.Request, id string,
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, _ = w.Write(out)
+}
+
+// gzipBomb is a valid entity padded with 32 MiB of spaces, gzip-compressed
+// to a few dozen KiB: far past the guard's decode bound. Built once, as
+// compressing it is slow under the race detector.
+func (b *backend) gzipBomb() []byte {
+	b.bombOnce.Do(func() {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(b.entity[:bytes.LastIndexByte(b.entity, '}')])
+		pad := bytes.Repeat([]byte(" "), 1<<20)
+		for range 32 {
+			_, _ = zw.Write(pad)
+		}
+		_, _ = zw.Write([]byte("}"))
+		_ = zw.Close()
+		b.bomb = buf.Bytes()
+	})
+	return b.bomb
 }
 
 func (b *backend) record(tc string, out []byte) {
@@ -339,7 +398,7 @@ http://localhost:9092 {
 		respond "refused {http.error.status_code} {http.reset_guard.error_type} reasons={http.reset_guard.reasons} id={http.reset_guard.request_id}"
 	}
 }
-`, auditPath, guard(""), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream,
+`, auditPath, guard("request_body_timeout 1s"), upstream, guard("dry_run"), upstream, guard(""), dead, remoteGuard, upstream, remoteGuard, upstream,
 			guard("session_lookup "+be.srv.URL+" {\n\t\t\ttimeout 500ms\n\t\t}"), upstream, reloadDir, upstream,
 			guard("name placeholders"), upstream, guard("name restyled\n\t\terrors handle_errors"), upstream)
 		config += idf.sites(upstream, be.srv.URL)

@@ -34,6 +34,8 @@ import (
 const (
 	DefaultMaxRequestBody  = 64 << 10
 	DefaultMaxResponseBody = 1 << 20
+	// DefaultRequestBodyTimeout bounds a reset route's body read.
+	DefaultRequestBodyTimeout = 10 * time.Second
 	// statusClientClosed is nginx's and Caddy's status for a request the
 	// client abandoned.
 	statusClientClosed = 499
@@ -141,6 +143,10 @@ type Handler struct {
 	// without error routes then sends the status with an empty body).
 	// Either way the audit record is written first.
 	Errors string `json:"errors,omitempty"`
+	// RequestBodyTimeout bounds reading a reset route's request body
+	// (Agents, SOAP); a client that declares a body and stalls gets 408.
+	// Default 10s.
+	RequestBodyTimeout caddy.Duration `json:"request_body_timeout,omitempty"`
 
 	schemes     []credential.Scheme
 	credOpts    credential.Options
@@ -285,6 +291,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxResponseBody <= 0 {
 		h.MaxResponseBody = DefaultMaxResponseBody
 	}
+	if h.RequestBodyTimeout <= 0 {
+		h.RequestBodyTimeout = caddy.Duration(DefaultRequestBodyTimeout)
+	}
 	if h.Policy.ErrorStatus == 0 {
 		h.Policy.ErrorStatus = http.StatusServiceUnavailable
 	}
@@ -422,10 +431,93 @@ func (h *Handler) Validate() error {
 // guards the rest.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	t := classify(r.URL.EscapedPath())
-	if t.route == RouteNone {
+	switch t.route {
+	case RouteNone:
 		return next.ServeHTTP(w, r)
+	case RouteSOAP:
+		pre, pass := h.inspectSOAP(w, r)
+		if pass {
+			return next.ServeHTTP(w, r)
+		}
+		return h.guard(w, r, next, t, pre)
 	}
-	return h.guard(w, r, next, t)
+	return h.guard(w, r, next, t, nil)
+}
+
+// bodyCheck is the outcome of reading a request body before the guard
+// runs: the session id, or the refusal.
+type bodyCheck struct {
+	id     int32
+	status int
+	reason string
+	msg    string
+	// envelopeCred: the SOAP envelope carries Credentials, which the
+	// backend authenticates instead of HTTP headers; envelopeTicket is
+	// its one Ticket, "" when the Credentials are not exactly that.
+	envelopeCred   bool
+	envelopeTicket string
+}
+
+// inspectSOAP decides whether a request on the Chat.svc path is a
+// ResetChatSession call. pass is true for another operation (its body
+// restored for the backend) and for bodiless GET/HEAD/OPTIONS requests
+// such as the WSDL, which cannot carry an operation; everything else goes
+// to the guard with the session id or the reason it is refused.
+func (h *Handler) inspectSOAP(w http.ResponseWriter, r *http.Request) (pre *bodyCheck, pass bool) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions) && r.ContentLength == 0 &&
+		len(r.TransferEncoding) == 0 && !hasMethodOverride(r) {
+		return nil, true
+	}
+	body, status, reason, msg := h.bufferBody(w, r)
+	if status != 0 {
+		return &bodyCheck{status: status, reason: reason, msg: msg}, false
+	}
+	reset, id, err := classifySOAP(soapRequest{
+		actions:     r.Header.Values("SOAPAction"),
+		contentType: r.Header.Get("Content-Type"),
+		pathInfo:    soapPathInfo(r.URL.EscapedPath()),
+		body:        body,
+	})
+	switch {
+	case errors.Is(err, errXMLDTD):
+		return &bodyCheck{status: http.StatusBadRequest, reason: "xml_dtd_refused", msg: "XML document type declarations are not accepted"}, false
+	case errors.Is(err, errSOAPAmbiguous):
+		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_action_ambiguous", msg: "the SOAP action headers and the envelope disagree about ResetChatSession"}, false
+	case errors.Is(err, errSOAPEnvelope):
+		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_envelope_invalid", msg: "the operation of this Chat service call cannot be determined"}, false
+	case errors.Is(err, errBadSessionID):
+		return &bodyCheck{status: http.StatusBadRequest, reason: "bad_session_id", msg: "the ResetChatSession envelope holds no single valid ChatSessionId"}, false
+	case err != nil:
+		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_envelope_invalid", msg: "the operation of this Chat service call cannot be determined"}, false
+	case !reset:
+		return nil, true
+	}
+	ticket, present, err := envelopeTicket(body)
+	if err != nil && !errors.Is(err, errSOAPCredentials) {
+		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_envelope_invalid", msg: "the operation of this Chat service call cannot be determined"}, false
+	}
+	return &bodyCheck{id: id, envelopeCred: present, envelopeTicket: ticket}, false
+}
+
+// soapPathInfo returns the normalised segments after the Chat.svc
+// segment: WCF path info selecting an endpoint.
+func soapPathInfo(escapedPath string) []string {
+	segs := normalisePath(escapedPath)
+	for i, s := range segs {
+		if isChatService(s) {
+			return segs[i+1:]
+		}
+	}
+	return nil
+}
+
+func hasMethodOverride(r *http.Request) bool {
+	for _, name := range methodOverrideHeaders {
+		if _, ok := r.Header[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Values of Handler.Errors.
@@ -450,9 +542,11 @@ const (
 
 // exchange is one guarded request on its way through the steps.
 type exchange struct {
-	w        http.ResponseWriter
-	r        *http.Request
-	t        target
+	w http.ResponseWriter
+	r *http.Request
+	t target
+	// pre is the body already read and judged (SOAP route), or nil.
+	pre      *bodyCheck
 	rec      *audit.Record
 	start    time.Time
 	audited  bool
@@ -463,8 +557,8 @@ type exchange struct {
 
 // guard runs steps 2 to 8 of DESIGN.md §1 for a request classified as a
 // reset.
-func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, t target) error {
-	x := &exchange{w: w, r: r, t: t, start: time.Now(), decision: decisionRefused}
+func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, t target, pre *bodyCheck) error {
+	x := &exchange{w: w, r: r, t: t, pre: pre, start: time.Now(), decision: decisionRefused}
 	x.rec = &audit.Record{
 		Timestamp: x.start,
 		Action:    action,
@@ -501,10 +595,8 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	// Step 1 (method): only POST reaches Reset.
-	for _, name := range methodOverrideHeaders {
-		if _, ok := r.Header[name]; ok {
-			return h.refuse(x, http.StatusBadRequest, "method_override_refused", "method override headers are not accepted on a reset route")
-		}
+	if hasMethodOverride(r) {
+		return h.refuse(x, http.StatusBadRequest, "method_override_refused", "method override headers are not accepted on a reset route")
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -517,7 +609,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	// Step 3: credential.
-	cred, err := credential.Parse(r, h.credOpts, t.tenant)
+	cred, credHeader, err := h.credential(x)
 	if err != nil {
 		f, _ := credential.AsFailure(err)
 		for _, c := range credential.Challenges(h.credOpts, h.Realm, f) {
@@ -538,7 +630,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	// Step 4: principal.
-	principal, fail := h.id.principal(r.Context(), h.fingerprint, cred, t.prefix, r.Header)
+	principal, fail := h.id.principal(r.Context(), h.fingerprint, cred, t.prefix, credHeader)
 	if fail != nil {
 		h.logger.Warn("caller identity not established; refusing", zap.String("request_id", x.rec.RequestID),
 			zap.String("reason", fail.reason), zap.Error(fail.err))
@@ -563,7 +655,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	// Step 4b: the session as it is now, when configured.
 	var current map[string]any
 	if h.lookup != nil {
-		s, err := h.lookup.Fetch(r.Context(), t.prefix, x.rec.SessionID, r.Header)
+		s, err := h.lookup.Fetch(r.Context(), t.prefix, x.rec.SessionID, credHeader)
 		if err != nil {
 			var le *session.Error
 			if !errors.As(err, &le) {
@@ -644,37 +736,61 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	return h.forward(x, next)
 }
 
+// credential finds the caller's one credential, and the headers that
+// carry it to the backend's principal and session lookups: the request's
+// own, or, for a SOAP call with its ticket in the envelope, a copy with
+// that ticket as Authorization.
+func (h *Handler) credential(x *exchange) (credential.Credential, http.Header, error) {
+	r := x.r
+	if x.pre == nil || !x.pre.envelopeCred {
+		cred, err := credential.Parse(r, h.credOpts, x.t.tenant)
+		return cred, r.Header, err
+	}
+	if x.pre.envelopeTicket == "" {
+		return credential.Credential{}, nil, &credential.Failure{Reason: "malformed_authorization"}
+	}
+	cred, err := credential.FromSOAPTicket(r, h.credOpts, x.pre.envelopeTicket)
+	if err != nil {
+		return cred, nil, err
+	}
+	hdr := r.Header.Clone()
+	hdr.Set(credential.HeaderAuthorization, "SoTicket "+x.pre.envelopeTicket)
+	return cred, hdr, nil
+}
+
 // readSessionID fills x.rec.SessionID, or returns the refusal.
 func (h *Handler) readSessionID(x *exchange) (status int, reason, msg string) {
-	if x.t.route == RouteREST {
+	switch {
+	case x.t.route == RouteREST:
 		id, err := parseSessionID(x.t.idSegment)
 		if err != nil {
 			return http.StatusBadRequest, "bad_session_id", err.Error()
 		}
 		x.rec.SessionID = id
 		return 0, "", ""
+	case x.pre != nil:
+		if x.pre.status != 0 {
+			return x.pre.status, x.pre.reason, x.pre.msg
+		}
+		x.rec.SessionID = x.pre.id
+		return 0, "", ""
 	}
 	r := x.r
-	if r.ContentLength > h.MaxRequestBody {
-		return http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
+	if queryNamesSessionID(r.URL.RawQuery) {
+		// The guard reads the id from the body; a second one in the query
+		// string, which a model binder might prefer, is ambiguity.
+		return http.StatusBadRequest, "bad_session_id", "ChatSessionId must be given in the body only, not in the query string"
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxRequestBody+1))
-	if err != nil {
-		return http.StatusBadRequest, "request_body_unreadable", "the request body could not be read"
+	body, status, reason, msg := h.bufferBody(x.w, r)
+	if status != 0 {
+		return status, reason, msg
 	}
-	if int64(len(body)) > h.MaxRequestBody {
-		return http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
-	}
-	// The backend must receive the body exactly as the client sent it.
-	_ = r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
 	id, err := sessionIDFromBody(r.Header.Get("Content-Type"), body)
 	switch {
 	case errors.Is(err, errUnsupportedBody):
 		return http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be JSON, XML or form-encoded"
+	case errors.Is(err, errXMLDTD):
+		return http.StatusBadRequest, "xml_dtd_refused", "XML document type declarations are not accepted"
 	case errors.Is(err, errBadSessionID):
 		return http.StatusBadRequest, "bad_session_id", err.Error()
 	case err != nil:
@@ -682,6 +798,66 @@ func (h *Handler) readSessionID(x *exchange) (status int, reason, msg string) {
 	}
 	x.rec.SessionID = id
 	return 0, "", ""
+}
+
+// queryNamesSessionID reports whether a query string has a parameter a
+// model binder could take for ChatSessionId: the name itself or a
+// prefixed one (request.ChatSessionId), in any case, encoded or not.
+func queryNamesSessionID(rawQuery string) bool {
+	if rawQuery == "" {
+		return false
+	}
+	for _, part := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, _, _ := strings.Cut(part, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		name = strings.TrimSpace(name)
+		if len(name) >= len(agentsIDField) && strings.EqualFold(name[len(name)-len(agentsIDField):], agentsIDField) {
+			return true
+		}
+	}
+	return false
+}
+
+// bufferBody reads a reset route's request body, bounded in size
+// (MaxRequestBody) and time (RequestBodyTimeout, so a client that
+// declares a body and never sends it cannot hold the guard), and
+// restores it for the backend exactly as the client sent it.
+func (h *Handler) bufferBody(w http.ResponseWriter, r *http.Request) (body []byte, status int, reason, msg string) {
+	if r.ContentLength > h.MaxRequestBody {
+		return nil, http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
+	}
+	// A deadline on the connection interrupts a read blocked on a silent
+	// client; Caddy's idle-timeout reader takes it as a ceiling. A writer
+	// that cannot set deadlines (tests) falls back to the server's own
+	// timeouts.
+	rc := http.NewResponseController(w)
+	deadlineSet := rc.SetReadDeadline(time.Now().Add(time.Duration(h.RequestBodyTimeout))) == nil
+	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxRequestBody+1))
+	if deadlineSet {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+			// The connection's read side is spent: it cannot carry
+			// another request.
+			w.Header().Set("Connection", "close")
+			return nil, http.StatusRequestTimeout, "request_body_timeout", "the request body did not arrive in time"
+		}
+		return nil, http.StatusBadRequest, "request_body_unreadable", "the request body could not be read"
+	}
+	if int64(len(body)) > h.MaxRequestBody {
+		return nil, http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
+	}
+	// The backend must receive the body exactly as the client sent it.
+	_ = r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	return body, 0, "", ""
 }
 
 func (h *Handler) input(x *exchange, cred credential.Credential, fp string) *policy.Input {
@@ -743,7 +919,37 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		h.emit(x, audit.OutcomeUnknown, "entity_not_read")
 	})
 	defer held.free()
-	err := next.ServeHTTP(held, x.r)
+	aborted, err := serveNext(next, held, x.r)
+	if aborted {
+		if !held.held() {
+			// Part of the body already reached the client, after its
+			// record: cut the connection, as reverse_proxy asked.
+			panic(http.ErrAbortHandler)
+		}
+		// The upstream broke off its body (or the client left) while the
+		// response was still held: nothing reached the client, so it gets
+		// a clean error instead of a truncated entity.
+		up.Duration = time.Since(upStart)
+		up.Status = held.status
+		up.ContentType = held.Header().Get("Content-Type")
+		status, reason := http.StatusBadGateway, "upstream_incomplete"
+		up.Error = "upstream response body incomplete"
+		if x.r.Context().Err() != nil {
+			status, reason = statusClientClosed, "client_gone"
+			up.Error = "client closed the request"
+		}
+		h.logger.Warn("upstream response aborted for a guarded reset", zap.String("request_id", x.rec.RequestID), zap.String("reason", reason))
+		// The upstream's headers are already in the (shared) header map;
+		// they describe a body that is not sent.
+		for k := range x.w.Header() {
+			if k != "Server" {
+				delete(x.w.Header(), k)
+			}
+		}
+		x.w.Header().Set("X-Request-Id", x.rec.RequestID)
+		guardMetrics.upstreamSeconds.WithLabelValues(x.rec.Route).Observe(up.Duration.Seconds())
+		return h.refuseForwarded(x, status, reason)
+	}
 	if !held.held() {
 		if err != nil {
 			h.logger.Error("upstream failed while streaming a guarded response", zap.String("request_id", x.rec.RequestID), zap.Error(err))
@@ -821,6 +1027,22 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		return caddyhttp.Error(statusClientClosed, fmt.Errorf("releasing guarded response: %w", rerr))
 	}
 	return nil
+}
+
+// serveNext calls the next handler and turns reverse_proxy's
+// panic(http.ErrAbortHandler), its way of abandoning a response whose
+// upstream body failed half-way, into aborted=true. Other panics go on to
+// guard's recovery.
+func serveNext(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (aborted bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				panic(p)
+			}
+			aborted = true
+		}
+	}()
+	return false, next.ServeHTTP(w, r)
 }
 
 func upstreamErrorText(status int) string {

@@ -55,6 +55,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				max_response_body 2MiB
 				name tenant-a
 				errors handle_errors
+				request_body_timeout 3s
 			}`,
 			want: Handler{
 				Policy: PolicyConfig{
@@ -64,14 +65,15 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 					ErrorStatus: 500,
 					DryRun:      true,
 				},
-				Schemes:         []string{"basic", "xsrf"},
-				Realm:           "SuperOffice Online",
-				FingerprintKey:  "{env.RG_KEY}",
-				InputHeaders:    []string{"User-Agent", "X-Request-Id"},
-				MaxRequestBody:  32 << 10,
-				MaxResponseBody: 2 << 20,
-				Name:            "tenant-a",
-				Errors:          ErrorsHandleErrors,
+				Schemes:            []string{"basic", "xsrf"},
+				Realm:              "SuperOffice Online",
+				FingerprintKey:     "{env.RG_KEY}",
+				InputHeaders:       []string{"User-Agent", "X-Request-Id"},
+				MaxRequestBody:     32 << 10,
+				MaxResponseBody:    2 << 20,
+				Name:               "tenant-a",
+				Errors:             ErrorsHandleErrors,
+				RequestBodyTimeout: caddy.Duration(3 * time.Second),
 			},
 		},
 		{
@@ -126,6 +128,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "error status not 5xx", input: "reset_guard {\n policy_error_status 403\n}", wantErr: "want a 5xx status"},
 		{name: "timeout not a duration", input: "reset_guard {\n policy_timeout soon\n}", wantErr: "want a duration"},
 		{name: "size not a size", input: "reset_guard {\n max_request_body lots\n}", wantErr: "is not a size"},
+		{name: "body timeout not a duration", input: "reset_guard {\n request_body_timeout never\n}", wantErr: "want a duration in (0, 10m]"},
+		{name: "body timeout negative", input: "reset_guard {\n request_body_timeout -1s\n}", wantErr: "want a duration in (0, 10m]"},
 		{name: "schemes without args", input: "reset_guard {\n schemes\n}", wantErr: "wrong argument count"},
 		{name: "dry_run with arg", input: "reset_guard {\n dry_run yes\n}", wantErr: "wrong argument count"},
 		{name: "errors mode unknown", input: "reset_guard {\n errors html\n}", wantErr: `errors "html": want superoffice or handle_errors`},

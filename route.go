@@ -21,6 +21,10 @@ const (
 	RouteNone   Route = ""
 	RouteREST   Route = "rest"
 	RouteAgents Route = "agents"
+	// RouteSOAP is the WCF endpoint {prefix}/Remote/Services88/Chat.svc;
+	// whether a request on it is a reset depends on its SOAP action,
+	// which classifySOAP reads from the headers and the envelope.
+	RouteSOAP Route = "soap"
 )
 
 // target is what classification learns from a request path.
@@ -45,8 +49,9 @@ const maxDecodeRounds = 4
 // guarded route. It errs toward guarding: anything whose normalised form
 // ends in a reset route is guarded, whatever the prefix or spelling.
 //
-// Paths that contain no '%', no '\' and no "reset" in any case cannot
-// normalise to a reset route and are answered without allocating.
+// Paths that contain no '%', no '\', no "reset" and no ".svc" in any
+// case cannot normalise to a reset route and are answered without
+// allocating.
 func classify(escapedPath string) target {
 	if !mightBeReset(escapedPath) {
 		return target{}
@@ -62,7 +67,29 @@ func classify(escapedPath string) target {
 	if n >= 5 && eq(segs[n-1], "resetchatsession") && eq(segs[n-2], "chat") && eq(segs[n-3], "agents") && eq(segs[n-5], "api") {
 		return target{route: RouteAgents, tenant: tenantBefore(segs, n-5), prefix: prefixOf(segs, n-5)}
 	}
+	// The SOAP endpoint: any segment naming the Chat service, also with
+	// WCF path info after it (Chat.svc/basic), whose endpoint the backend
+	// resolves after the .svc segment.
+	for k, s := range segs {
+		if isChatService(s) {
+			base := k
+			if k >= 2 && eq(segs[k-2], "remote") {
+				base = k - 2
+			}
+			return target{route: RouteSOAP, tenant: tenantBefore(segs, base), prefix: prefixOf(segs, base)}
+		}
+	}
 	return target{}
+}
+
+// isChatService reports whether a normalised path segment may name the
+// Chat.svc file: exactly, or by an 8.3 short name (CHAT~1.SVC), which IIS
+// can map onto the long name when short names are enabled on the volume.
+func isChatService(seg string) bool {
+	if strings.EqualFold(seg, "chat.svc") {
+		return true
+	}
+	return len(seg) > 4 && strings.EqualFold(seg[len(seg)-4:], ".svc") && strings.Contains(seg, "~")
 }
 
 // tenantBefore returns the Online tenant segment just before the "api"
@@ -97,6 +124,10 @@ func mightBeReset(p string) bool {
 			return true
 		case 'r', 'R':
 			if len(p)-i >= 5 && strings.EqualFold(p[i:i+5], "reset") {
+				return true
+			}
+		case '.':
+			if len(p)-i >= 4 && strings.EqualFold(p[i+1:i+4], "svc") {
 				return true
 			}
 		}
@@ -328,7 +359,7 @@ func idFromXML(body []byte) (string, error) {
 		}
 		switch t := tok.(type) {
 		case xml.Directive:
-			return "", errors.New("xml body: DTDs and entity declarations are refused")
+			return "", errXMLDTD
 		case xml.StartElement:
 			if depthInID > 0 {
 				// An id element holding markup is not an id.

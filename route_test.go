@@ -22,6 +22,10 @@ func agentsTarget(tenant string) target {
 	return target{route: RouteAgents, tenant: tenant}
 }
 
+func soapTarget(tenant string) target {
+	return target{route: RouteSOAP, tenant: tenant}
+}
+
 // classifyCases is shared by TestClassify, FuzzClassify's seeds and the
 // benchmarks.
 var classifyCases = []classifyCase{
@@ -127,8 +131,34 @@ var classifyCases = []classifyCase{
 	{"/api/v1/Agents/Chat/ResetChatSession%20", agentsTarget("")},
 	{"/api/v2/Agents/Chat/ResetChatSession", agentsTarget("")},
 
+	// SOAP: the Chat service, whatever the spelling; the operation is
+	// decided from headers and envelope (classifySOAP).
+	{"/Remote/Services88/Chat.svc", soapTarget("")},
+	{"/SuperOffice/Remote/Services88/Chat.svc", soapTarget("")},
+	{"/Cust12345/Remote/Services88/Chat.svc", soapTarget("Cust12345")},
+	{"/remote/services88/chat.svc", soapTarget("")},
+	{"/REMOTE/SERVICES88/CHAT.SVC", soapTarget("")},
+	{"/Remote/Services88/Chat.svc/", soapTarget("")},
+	{"/Remote/Services88/Chat.svc.", soapTarget("")},
+	{"/Remote/Services88/Chat.svc;x=1", soapTarget("")},
+	{"//Remote//Services88//Chat.svc", soapTarget("")},
+	{"/Remote/Services88/x/../Chat.svc", soapTarget("")},
+	{`\Remote\Services88\Chat.svc`, soapTarget("")},
+	{"/Remote/Services88%2FChat.svc", soapTarget("")},
+	{"/Remote/Services88/Chat%2Esvc", soapTarget("")},
+	{"/Remote/Services88/%43hat.svc", soapTarget("")},
+	{"/Remote/Services88/Chat%252Esvc", soapTarget("")},
+	{"/Remote/Services88/Chat.svc/basic", soapTarget("")},
+	{"/Remote/Services88/Chat.svc/ResetChatSession", soapTarget("")},
+	{"/Remote/Services88/CHAT~1.SVC", soapTarget("")},
+	{"/Remote/Services87/Chat.svc", soapTarget("")},
+	{"/Chat.svc", soapTarget("")},
+
 	// Not guarded.
 	{"", target{}},
+	{"/Remote/Services88/Contact.svc", target{}},
+	{"/Remote/Services88/Chat.svcx", target{}},
+	{"/Remote/Services88/Chat", target{}},
 	{"/", target{}},
 	{"//", target{}},
 	{"/api/v1/ChatSession/427", target{}},
@@ -476,18 +506,26 @@ func TestSessionIDFromBodyDoesNotModifyBody(t *testing.T) {
 }
 
 // routePattern reports whether segs ends in a documented reset route
-// (REST or Agents), independently of classify's own checks.
+// (REST or Agents) or holds the Chat service (SOAP), independently of
+// classify's own checks.
 func routePattern(segs []string) (Route, bool) {
 	n := len(segs)
 	if n < 5 {
+		if slices.Contains(segs, "chat.svc") {
+			return RouteSOAP, true
+		}
 		return RouteNone, false
 	}
 	tail := segs[n-5:]
-	if tail[0] == "api" && tail[1] == "v1" && tail[2] == "chatsession" && tail[4] == "reset" {
+	// Any API version: the backend's router takes v1, v2, … alike.
+	if tail[0] == "api" && tail[2] == "chatsession" && tail[4] == "reset" {
 		return RouteREST, true
 	}
-	if slices.Equal(tail, []string{"api", "v1", "agents", "chat", "resetchatsession"}) {
+	if tail[0] == "api" && slices.Equal(tail[2:], []string{"agents", "chat", "resetchatsession"}) {
 		return RouteAgents, true
+	}
+	if slices.Contains(segs, "chat.svc") {
+		return RouteSOAP, true
 	}
 	return RouteNone, false
 }
@@ -518,7 +556,10 @@ func FuzzClassify(f *testing.F) {
 		if got.route == RouteNone && got != (target{}) {
 			t.Fatalf("classify(%q) = %+v: fields set without a route", p, got)
 		}
-		if got.route != RouteNone {
+		if got.route == RouteSOAP && !slices.ContainsFunc(segs, isChatService) {
+			t.Fatalf("classify(%q) = soap, but normalisePath gives %q", p, segs)
+		}
+		if got.route == RouteREST || got.route == RouteAgents {
 			n := len(segs)
 			if n < 5 || segs[n-5] != "api" {
 				t.Fatalf("classify(%q) = %+v, but normalisePath gives %q", p, got, segs)

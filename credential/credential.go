@@ -162,6 +162,24 @@ func Parse(r *http.Request, opts Options, pathTenant string) (Credential, error)
 	}
 }
 
+// FromSOAPTicket is the credential of a SOAP call that carries its ticket
+// in the envelope (<Credentials><Ticket>), which the SOAP service
+// authenticates instead of any HTTP header. A request with an
+// Authorization or X-XSRF-TOKEN header as well is refused: the guard
+// would decide on one identity while the backend acts on the other.
+func FromSOAPTicket(r *http.Request, opts Options, ticket string) (Credential, error) {
+	if len(r.Header.Values(HeaderAuthorization)) > 0 || len(r.Header.Values(HeaderXSRF)) > 0 {
+		return Credential{}, fail("duplicate_authorization")
+	}
+	if !opts.accepts(SchemeSoTicket) {
+		return Credential{}, fail("scheme_not_accepted")
+	}
+	if ticket == "" || !isToken68(ticket) {
+		return Credential{}, fail("malformed_authorization")
+	}
+	return Credential{Scheme: SchemeSoTicket, Kind: KindTicket, secret: ticket}, nil
+}
+
 func parseBasic(value string) (Credential, error) {
 	raw, err := base64.StdEncoding.DecodeString(value)
 	if err != nil {
