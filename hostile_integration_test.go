@@ -236,7 +236,7 @@ func TestHostileClients(t *testing.T) {
 			if resp.StatusCode != tc.wantStatus {
 				t.Errorf("status %d, want %d: %s", resp.StatusCode, tc.wantStatus, body)
 			}
-			if tc.wantReason != "" && !bytes.Contains(body, []byte(`"reasons":["`+tc.wantReason+`"`)) {
+			if tc.wantReason != "" && !bytes.Contains(body, []byte(`"Reasons":["`+tc.wantReason+`"`)) {
 				t.Errorf("body %s does not give reason %s", body, tc.wantReason)
 			}
 			got := g.backend.requests(caseID)
