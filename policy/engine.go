@@ -69,6 +69,16 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	src, err := localSources(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return build(ctx, cfg, src, "", nil)
+}
+
+// localSources reads a policy made of local sources only, which must hold
+// at least one Rego module.
+func localSources(cfg Config) (*sources, error) {
 	if len(cfg.Paths) == 0 && len(cfg.Bundles) == 0 {
 		return nil, errors.New("policy: no policy files or bundles configured")
 	}
@@ -79,7 +89,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if src.moduleCount() == 0 {
 		return nil, fmt.Errorf("policy: no Rego modules found in %s", strings.Join(append(cfg.Paths, cfg.Bundles...), ", "))
 	}
-	return build(ctx, cfg, src, "", nil)
+	return src, nil
 }
 
 func (cfg Config) withDefaults() (Config, error) {

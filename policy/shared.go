@@ -5,9 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -28,15 +26,9 @@ var _ caddy.Destructor = pooledEngine{}
 // when no live config holds one built from the same query, timeout and
 // source contents. release gives the caller's use back.
 func shared(ctx context.Context, cfg Config) (e *Engine, release func(), err error) {
-	if len(cfg.Paths) == 0 && len(cfg.Bundles) == 0 {
-		return nil, nil, errors.New("policy: no policy files or bundles configured")
-	}
-	src, err := loadSources(cfg)
+	src, err := localSources(cfg)
 	if err != nil {
 		return nil, nil, err
-	}
-	if src.moduleCount() == 0 {
-		return nil, nil, fmt.Errorf("policy: no Rego modules found in %s", strings.Join(append(cfg.Paths, cfg.Bundles...), ", "))
 	}
 	key, err := sharedKey(cfg, src)
 	if err != nil {
