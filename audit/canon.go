@@ -446,8 +446,9 @@ func (d *canonDoc) size() int {
 	return n
 }
 
-// buildCanonDoc encodes r (without its Chain) straight into a canonDoc.
-func buildCanonDoc(r *Record) (*canonDoc, error) {
+// newCanonDoc encodes r (without its Chain) straight into its canonical
+// form (see chain.go), with no encode/decode round trip.
+func newCanonDoc(r *Record) (*canonDoc, error) {
 	c := *r
 	c.Chain = nil
 	buf := canonPool.Get().(*canonBuf)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -171,4 +172,21 @@ func BenchmarkCanonical(b *testing.B) {
 			}
 		})
 	}
+}
+
+// referenceCanonDoc builds the canonical form of r the way the definition
+// reads (encode, decode, re-encode); newCanonDoc must give the same bytes.
+func referenceCanonDoc(r *Record) (*canonDoc, error) {
+	c := *r
+	c.Chain = nil
+	buf, err := recordEncoder.EncodeEntry(zapcore.Entry{}, []zapcore.Field{zap.Inline(&c)})
+	if err != nil {
+		return nil, fmt.Errorf("audit: encoding record: %w", err)
+	}
+	defer buf.Free()
+	m, err := decodeObject(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("audit: re-reading encoded record: %w", err)
+	}
+	return canonFromMap(m)
 }

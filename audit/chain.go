@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -126,26 +125,6 @@ type canonMember struct {
 	name     string
 	key, val []byte
 	sub      []canonMember // for resetguard only: its members, without chain
-}
-
-// newCanonDoc builds the canonical form of r without its Chain.
-func newCanonDoc(r *Record) (*canonDoc, error) { return buildCanonDoc(r) }
-
-// referenceCanonDoc builds the canonical form of r the way the definition
-// reads (encode, decode, re-encode); newCanonDoc must give the same bytes.
-func referenceCanonDoc(r *Record) (*canonDoc, error) {
-	c := *r
-	c.Chain = nil
-	buf, err := recordEncoder.EncodeEntry(zapcore.Entry{}, []zapcore.Field{zap.Inline(&c)})
-	if err != nil {
-		return nil, fmt.Errorf("audit: encoding record: %w", err)
-	}
-	defer buf.Free()
-	m, err := decodeObject(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("audit: re-reading encoded record: %w", err)
-	}
-	return canonFromMap(m)
 }
 
 // decodeObject decodes one JSON object, numbers as json.Number, refusing

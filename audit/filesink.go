@@ -459,40 +459,48 @@ func (s *FileSink) Write(r *Record) error {
 	if err != nil {
 		return err
 	}
+	c, epoch, err := s.appendLine(doc)
+	if err != nil {
+		return err
+	}
+	if s.cfg.Fsync == FsyncAlways {
+		// Outside mu: the fsync is shared with the writers around it.
+		if err := s.syncThrough(c.Seq, epoch); err != nil {
+			return err
+		}
+	}
+	r.Chain = &c
+	return nil
+}
+
+// appendLine seals doc into the chain and appends it to the live file,
+// rotating first if it would pass MaxSize. It returns the new link and
+// the epoch it was written in.
+func (s *FileSink) appendLine(doc *canonDoc) (Chain, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.readyLocked(); err != nil {
-		return err
+		return Chain{}, 0, err
 	}
 	line, c := sealLine(s.key, doc, s.seq, s.hash)
 	doc.free()
 	if s.cfg.MaxSize > 0 && s.size > 0 && s.size+int64(len(line)) > s.cfg.MaxSize {
 		if err := s.rotateLocked(); err != nil {
-			return s.failLocked(fmt.Errorf("audit: file sink: rotating %s: %w", s.cfg.Path, err))
+			return Chain{}, 0, s.failLocked(fmt.Errorf("audit: file sink: rotating %s: %w", s.cfg.Path, err))
 		}
 	}
 	if n, err := s.write(s.f, line); err != nil || n != len(line) {
 		if err == nil {
 			err = io.ErrShortWrite
 		}
-		return s.failLocked(fmt.Errorf("audit: file sink: writing %s: %w", s.cfg.Path, err))
+		return Chain{}, 0, s.failLocked(fmt.Errorf("audit: file sink: writing %s: %w", s.cfg.Path, err))
 	}
 	if s.cfg.Fsync == FsyncInterval {
 		s.dirty = true
 	}
 	s.size += int64(len(line))
 	s.seq, s.hash = c.Seq, c.Hash
-	if s.cfg.Fsync == FsyncAlways {
-		epoch := s.epoch
-		s.mu.Unlock()
-		err := s.syncThrough(c.Seq, epoch)
-		s.mu.Lock() // for the deferred Unlock
-		if err != nil {
-			return err
-		}
-	}
-	r.Chain = &c
-	return nil
+	return c, s.epoch, nil
 }
 
 // errRolledBack is returned to writers whose record was written but never
