@@ -11,43 +11,6 @@ import (
 	"github.com/resetguard/caddy-resetguard/audit"
 )
 
-// AuditConfig configures where records go beyond the Caddy logger, and
-// which customer fields (none by default) they may carry.
-type AuditConfig struct {
-	// File is a durable, hash-chained audit file. While it cannot be
-	// written, new resets are refused with 503 before they reach the
-	// backend.
-	File *AuditFile `json:"file,omitempty"`
-
-	// CustomerFields opts in to customer fields of the returned entity,
-	// by SuperOffice name (CustomerName, CustomerEmail, CustomerPhone,
-	// CustomerHost, CustomerAlias, CustomerCompanyName), each "hash"
-	// (HMAC-SHA256 under CustomerKey) or "clear".
-	CustomerFields map[string]string `json:"customer_fields,omitempty"`
-
-	// CustomerKey keys the customer field hashes; placeholders such as
-	// {env.KEY} are replaced. Required for "hash".
-	CustomerKey string `json:"customer_key,omitempty"`
-}
-
-// AuditFile configures the durable file sink.
-type AuditFile struct {
-	// Path of the live file; rotated files sit beside it.
-	Path string `json:"path"`
-	// Fsync is "always" (default: every record is on disk before the
-	// response is released), "interval" or "never".
-	Fsync string `json:"fsync,omitempty"`
-	// FsyncInterval for the "interval" mode. Default 1s.
-	FsyncInterval caddy.Duration `json:"fsync_interval,omitempty"`
-	// MaxSize rotates the file before a record would take it past this
-	// many bytes; 0 never rotates. Default 100 MiB.
-	MaxSize int64 `json:"max_size,omitempty"`
-	// ChainKey, when set, keys the hash chain (HMAC-SHA256), so that only
-	// a key holder can recompute it after an edit. Placeholders are
-	// replaced.
-	ChainKey string `json:"chain_key,omitempty"`
-}
-
 // fileSinks shares one open sink per path across config reloads: two
 // sinks appending to one file would fork its hash chain.
 var fileSinks = caddy.NewUsagePool()

@@ -15,66 +15,6 @@ import (
 	"github.com/resetguard/caddy-resetguard/policy"
 )
 
-// Identity configures how the caller's identity (input.principal) is
-// established.
-type Identity struct {
-	// JWT verifies JWT bearer tokens from an identity provider and takes
-	// the principal from their claims. Without it JWT-shaped bearer
-	// tokens are refused.
-	JWT *JWTIdentity `json:"jwt,omitempty"`
-
-	// PrincipalLookup asks the backend who the caller is
-	// (GET {prefix}/api/v1/User/currentPrincipal with the caller's own
-	// credentials) for Basic, SoTicket, SuperOffice bearer and XSRF
-	// callers, and caches the answer.
-	PrincipalLookup *PrincipalLookupIdentity `json:"principal_lookup,omitempty"`
-}
-
-// JWTIdentity configures JWT verification.
-type JWTIdentity struct {
-	// Issuer is the exact "iss" required. Required.
-	Issuer string `json:"issuer"`
-	// Audiences: the token's "aud" must contain one of them. Required.
-	Audiences []string `json:"audiences"`
-	// Algorithms allowed in "alg". Default RS256, ES256; "none" and HMAC
-	// algorithms are refused.
-	Algorithms []string `json:"algorithms,omitempty"`
-	// Leeway for exp, nbf and iat. Default 30s.
-	Leeway caddy.Duration `json:"leeway,omitempty"`
-	// JWKSFile or JWKSURL names the issuer's key set (one of them).
-	JWKSFile string `json:"jwks_file,omitempty"`
-	JWKSURL  string `json:"jwks_url,omitempty"`
-	// Refresh is the periodic refresh of a JWKS URL. Default 15m.
-	Refresh caddy.Duration `json:"refresh,omitempty"`
-	// MinRefresh rate-limits refreshes triggered by an unknown key id.
-	// Default 30s.
-	MinRefresh caddy.Duration `json:"min_refresh,omitempty"`
-	// RequiredClaims must be present in every token.
-	RequiredClaims []string `json:"required_claims,omitempty"`
-	// MaxTokenBytes refuses longer tokens before parsing. Default 8192.
-	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
-	// SubjectClaim, AssociateIDClaim and TenantClaim name the claims
-	// mapped to principal.subject, .associate_id and .tenant. Defaults:
-	// "sub", SuperOffice's
-	// "http://schemes.superoffice.net/identity/associateid" and
-	// "http://schemes.superoffice.net/identity/ctx".
-	SubjectClaim     string `json:"subject_claim,omitempty"`
-	AssociateIDClaim string `json:"associate_id_claim,omitempty"`
-	TenantClaim      string `json:"tenant_claim,omitempty"`
-}
-
-// PrincipalLookupIdentity configures the backend principal lookup.
-type PrincipalLookupIdentity struct {
-	// Upstream is the backend's base URL, e.g. http://127.0.0.1:8081.
-	Upstream string `json:"upstream"`
-	// Timeout bounds one lookup; past it the reset gets 503. Default 2s.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
-	// TTL of a cached principal. Default 60s.
-	TTL caddy.Duration `json:"ttl,omitempty"`
-	// MaxEntries bounds the cache. Default 10000.
-	MaxEntries int `json:"max_entries,omitempty"`
-}
-
 // Default claim names: SuperOffice id_tokens carry string-valued claims
 // under this prefix.
 const (

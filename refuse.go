@@ -1,157 +1,74 @@
 package resetguard
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/xml"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 	"unicode"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/resetguard/caddy-resetguard/audit"
 )
 
-// heldResponse holds the upstream's response to a guarded request until
-// the audit record is written. Unlike caddyhttp.NewResponseRecorder it
-// caps what it holds: past limit bytes (or a declared Content-Length past
-// limit) it calls release, which writes the record, and streams the rest
-// straight through, so that a huge body costs no memory and still goes
-// out only after its record.
-type heldResponse struct {
-	*caddyhttp.ResponseWriterWrapper
-	buf       *bytes.Buffer // from heldBuffers; see free
-	limit     int
-	status    int
-	streaming bool
-	// beforeStream runs once, before the first byte reaches the client in
-	// streaming mode.
-	beforeStream func()
+// refuse records the refusal and answers it.
+func (h *Handler) refuse(x *exchange, status int, reason, msg string) error {
+	return h.refuseReasons(x, status, []string{reason}, msg)
 }
 
-// Interface guards: the holder must intercept flushes (reverse_proxy
-// flushes unknown-length bodies at once; letting it through would send
-// the headers before the record is written) and reads-from (the wrapper's
-// ReadFrom would bypass the hold).
-var (
-	_ http.ResponseWriter = (*heldResponse)(nil)
-	_ http.Flusher        = (*heldResponse)(nil)
-	_ io.ReaderFrom       = (*heldResponse)(nil)
-)
-
-// heldBuffers recycles the buffers responses are held in.
-var heldBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledHold bounds the buffers kept for reuse: an entity is a few KiB,
-// and keeping a rare huge one would pin its memory.
-const maxPooledHold = 64 << 10
-
-func newHeldResponse(w http.ResponseWriter, limit int, beforeStream func()) *heldResponse {
-	return &heldResponse{
-		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		buf:                   heldBuffers.Get().(*bytes.Buffer),
-		limit:                 limit,
-		beforeStream:          beforeStream,
+func (h *Handler) refuseReasons(x *exchange, status int, reasons []string, msg string) error {
+	if x.decided.IsZero() {
+		x.decided = time.Now()
+		guardMetrics.decisionSeconds.WithLabelValues(x.decision).Observe(x.decided.Sub(x.start).Seconds())
 	}
+	x.rec.Status = status
+	reason := strings.Trim(strings.Join(reasons, ","), ",")
+	if reason == "" {
+		reason = "policy_denied" // a policy may name an empty reason
+	}
+	h.emit(x, audit.OutcomeFailure, reason)
+	return h.respondError(x, newErrorBody(status, reasons, msg, x.rec.RequestID))
 }
 
-// free returns the buffer for reuse once the response and its record are
-// done with it.
-func (h *heldResponse) free() {
-	b := h.buf
-	h.buf = nil
-	if b == nil || b.Cap() > maxPooledHold {
-		return
-	}
-	b.Reset()
-	heldBuffers.Put(b)
+// refuseForwarded answers an allowed request whose upstream failed.
+func (h *Handler) refuseForwarded(x *exchange, status int, reason string) error {
+	x.rec.Status = status
+	h.emit(x, audit.OutcomeFailure, reason)
+	return h.respondError(x, newErrorBody(status, []string{reason}, "the backend could not complete the reset", x.rec.RequestID))
 }
 
-// WriteHeader records the status. Informational statuses pass at once:
-// they carry no entity and the client may be waiting on them.
-func (h *heldResponse) WriteHeader(status int) {
-	if status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
-		h.ResponseWriter.WriteHeader(status)
-		return
+// respondError sends a refusal whose record is already written: the body
+// itself, or, with errors handle_errors, a caddyhttp.HandlerError for the
+// server's error routes, which find the body's fields in placeholders.
+func (h *Handler) respondError(x *exchange, b errorBody) error {
+	if repl, ok := x.r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.reset_guard.error_type", b.ErrorType)
+		repl.Set("http.reset_guard.error_message", b.ErrorMessage)
+		repl.Set("http.reset_guard.error_body", string(b.json()))
+		// The reasons the client is told, also when an allowed reset
+		// failed at the backend (upstream_error, not the policy's).
+		repl.Set("http.reset_guard.reasons", strings.Join(b.Reasons, ","))
 	}
-	if h.status != 0 {
-		return
+	if h.Errors == ErrorsHandleErrors {
+		return caddyhttp.Error(b.Status, &refusal{body: b})
 	}
-	h.status = status
-	if cl, err := strconv.ParseInt(h.Header().Get("Content-Length"), 10, 64); err == nil && cl > int64(h.limit) {
-		h.startStreaming()
-	}
+	writeError(x.w, x.r, b)
+	return nil
 }
 
-func (h *heldResponse) Write(p []byte) (int, error) {
-	if h.status == 0 {
-		h.WriteHeader(http.StatusOK)
-	}
-	if h.streaming {
-		return h.ResponseWriter.Write(p)
-	}
-	if h.buf.Len()+len(p) > h.limit {
-		h.startStreaming()
-		return h.ResponseWriter.Write(p)
-	}
-	return h.buf.Write(p)
+// refusal is the error a refused reset returns with errors handle_errors;
+// its text is {http.error.message}. It holds fixed texts and policy
+// reasons only, never request data.
+type refusal struct{ body errorBody }
+
+func (e *refusal) Error() string {
+	return "reset_guard: " + e.body.ErrorType + ": " + e.body.ErrorMessage + " (" + strings.Join(e.body.Reasons, ",") + ")"
 }
-
-// ReadFrom copies through Write so that nothing bypasses the hold.
-func (h *heldResponse) ReadFrom(r io.Reader) (int64, error) {
-	return io.Copy(writerOnly{h}, r)
-}
-
-// Flush is a no-op while the response is held.
-func (h *heldResponse) Flush() { _ = h.FlushError() }
-
-// FlushError flushes only once the response streams.
-func (h *heldResponse) FlushError() error {
-	if !h.streaming {
-		return nil
-	}
-	return http.NewResponseController(h.ResponseWriter).Flush()
-}
-
-func (h *heldResponse) startStreaming() {
-	h.streaming = true
-	if h.beforeStream != nil {
-		h.beforeStream()
-	}
-	h.ResponseWriter.WriteHeader(h.status)
-	if h.buf.Len() > 0 {
-		_, _ = h.ResponseWriter.Write(h.buf.Bytes())
-		h.buf.Reset()
-	}
-}
-
-// held reports whether the whole response is in the buffer.
-func (h *heldResponse) held() bool { return !h.streaming }
-
-// wrote reports whether the next handler produced a response at all.
-func (h *heldResponse) wrote() bool { return h.status != 0 }
-
-// release sends the held response to the client unchanged.
-func (h *heldResponse) release() error {
-	if h.streaming {
-		return nil
-	}
-	status := h.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	h.ResponseWriter.WriteHeader(status)
-	if h.buf.Len() == 0 {
-		return nil
-	}
-	_, err := h.ResponseWriter.Write(h.buf.Bytes())
-	return err
-}
-
-type writerOnly struct{ io.Writer }
 
 // errorSource names the guard in the ErrorSource field, so that a client
 // can tell a refusal by the gateway from an error of the SuperOffice

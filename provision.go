@@ -1,0 +1,179 @@
+package resetguard
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/resetguard/caddy-resetguard/audit"
+	"github.com/resetguard/caddy-resetguard/credential"
+	"github.com/resetguard/caddy-resetguard/policy"
+	"github.com/resetguard/caddy-resetguard/session"
+)
+
+// engineConfig is the policy engine's view of the local policy sources.
+func (p *PolicyConfig) engineConfig() policy.Config {
+	return policy.Config{
+		Paths:   p.Paths,
+		Bundles: p.Bundles,
+		Query:   p.Query,
+		Timeout: time.Duration(p.Timeout),
+	}
+}
+
+// Provision prepares the policy and the credential settings once, so that
+// a request pays only for evaluation.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.sink = audit.NewSink(h.logger.Named("audit"))
+	// First: the identity and policy set up below hook into the metrics.
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
+
+	if len(h.Schemes) == 0 {
+		h.Schemes = []string{"basic", "soticket", "bearer", "xsrf"}
+	}
+	h.schemes = h.schemes[:0]
+	for _, s := range h.Schemes {
+		sc, err := credential.ParseScheme(s)
+		if err != nil {
+			return fmt.Errorf("reset_guard: schemes: %w", err)
+		}
+		h.schemes = append(h.schemes, sc)
+	}
+	if h.Realm == "" {
+		h.Realm = "SuperOffice"
+	}
+	if len(h.InputHeaders) == 0 {
+		h.InputHeaders = DefaultInputHeaders
+	}
+	if h.MaxRequestBody <= 0 {
+		h.MaxRequestBody = DefaultMaxRequestBody
+	}
+	if h.MaxResponseBody <= 0 {
+		h.MaxResponseBody = DefaultMaxResponseBody
+	}
+	if h.RequestBodyTimeout <= 0 {
+		h.RequestBodyTimeout = caddy.Duration(DefaultRequestBodyTimeout)
+	}
+	if h.Policy.ErrorStatus == 0 {
+		h.Policy.ErrorStatus = http.StatusServiceUnavailable
+	}
+	if h.Errors == "" {
+		h.Errors = ErrorsSuperOffice
+	}
+	key := caddy.NewReplacer().ReplaceKnown(h.FingerprintKey, "")
+	h.fingerprint = credential.NewFingerprinter([]byte(key))
+
+	if sl := h.SessionLookup; sl != nil {
+		upstream := caddy.NewReplacer().ReplaceKnown(sl.Upstream, "")
+		u, err := url.Parse(upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("reset_guard: session_lookup upstream %q: want an http(s) URL", sl.Upstream)
+		}
+		timeout := time.Duration(sl.Timeout)
+		if timeout <= 0 {
+			timeout = 2 * time.Second
+		}
+		h.lookup = &session.Lookup{Upstream: upstream, Timeout: timeout, Client: &http.Client{
+			// A lookup never follows a redirect: it could carry the
+			// caller's credential elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}}
+	}
+	if err := h.Audit.provision(h); err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
+	id, err := h.Identity.provision(ctx)
+	if err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
+	h.id = id
+	h.credOpts = credential.Options{Schemes: h.schemes, AcceptJWT: id.jwt != nil}
+	remote, wait, err := h.Policy.remote()
+	if err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
+	if remote != nil {
+		h.remoteShown = redactURL(remote.URL) + " " + remote.Resource
+		remote.OnActivate = func(string) { guardMetrics.bundleActivations.Inc() }
+		remote.OnReject = func(error) { guardMetrics.bundleRejections.Inc() }
+	}
+	pm, err := policy.NewManager(ctx, h.Policy.engineConfig(), remote, wait, h.logger)
+	if err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
+	h.policy = pm
+	h.provisioned = time.Now()
+	h.counts = new(outcomeCounts)
+	registerHandler(h)
+	// Cleanup unregisters too; this also covers a handler provisioned
+	// outside a Caddy config (tests, embedding), whose Cleanup nobody
+	// calls.
+	go func() {
+		<-ctx.Done()
+		unregisterHandler(h)
+	}()
+	h.logger.Info("policy prepared",
+		zap.String("query", pm.Query()),
+		zap.String("policy_revision", pm.Status().Revision),
+		zap.Bool("remote_bundle", remote != nil),
+		zap.Bool("dry_run", h.Policy.DryRun))
+	return nil
+}
+
+// remote turns the remote bundle config into the policy package's.
+func (p *PolicyConfig) remote() (*policy.Remote, time.Duration, error) {
+	r := p.Remote
+	if r == nil {
+		return nil, 0, nil
+	}
+	repl := caddy.NewReplacer()
+	out := &policy.Remote{
+		URL:       repl.ReplaceKnown(r.URL, ""),
+		Resource:  r.Resource,
+		MinDelay:  time.Duration(r.MinDelay),
+		MaxDelay:  time.Duration(r.MaxDelay),
+		KeyID:     r.KeyID,
+		Algorithm: r.Algorithm,
+		Scope:     r.Scope,
+		Headers:   make(map[string]string, len(r.Headers)),
+	}
+	for k, v := range r.Headers {
+		out.Headers[k] = repl.ReplaceKnown(v, "")
+	}
+	if r.PublicKeyFile != "" {
+		pem, err := os.ReadFile(r.PublicKeyFile)
+		if err != nil {
+			return nil, 0, fmt.Errorf("remote bundle public key: %w", err)
+		}
+		out.PublicKey = string(pem)
+	}
+	wait := time.Duration(r.Wait)
+	if wait == 0 {
+		wait = 5 * time.Second
+	}
+	return out, wait, nil
+}
+
+// Cleanup stops bundle polling and JWKS refreshes of this config.
+func (h *Handler) Cleanup() error {
+	unregisterHandler(h)
+	if h.policy != nil {
+		h.policy.Stop(context.Background())
+	}
+	h.id.close()
+	if h.fileSinkKey != "" {
+		if _, err := fileSinks.Delete(h.fileSinkKey); err != nil {
+			return fmt.Errorf("reset_guard: closing the audit file: %w", err)
+		}
+	}
+	return nil
+}
