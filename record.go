@@ -6,59 +6,97 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/resetguard/caddy-resetguard/audit"
 )
 
-// emit writes the record once, and publishes the outcome as placeholders
-// before any response leaves, so that deferred header operations, error
-// routes and access logs see them.
+// emit writes the exchange's one record, counts it, and publishes the
+// outcome as placeholders before any response leaves, so that deferred
+// header operations, error routes and access logs see them.
 func (h *Handler) emit(x *exchange, outcome, reason string) {
 	if x.audited {
 		return
 	}
 	x.audited = true
-	x.rec.Allowed = x.rec.Upstream != nil
-	x.rec.Outcome = outcome
-	x.rec.Reason = reason
-	x.rec.Duration = time.Since(x.start)
-	h.writeRecord(x.rec)
+	rec := x.record(outcome, reason)
+	h.writeRecord(rec)
 	typ := "denied"
-	if x.rec.Allowed {
+	if rec.Allowed {
 		typ = "allowed"
 	}
-	scheme := x.rec.CredScheme
+	scheme := rec.CredScheme
 	if scheme == "" {
 		scheme = "none"
 	}
-	guardMetrics.requests.WithLabelValues(x.rec.Route, typ, outcome, scheme).Inc()
+	guardMetrics.requests.WithLabelValues(rec.Route, typ, outcome, scheme).Inc()
 	h.counts.add(typ, outcome)
-	h.setPlaceholders(x)
+	x.setPlaceholders(rec)
+}
+
+// record builds the audit record from the facts the steps gathered.
+func (x *exchange) record(outcome, reason string) *audit.Record {
+	rec := &audit.Record{
+		Timestamp:   x.start,
+		EventID:     x.requestID,
+		Action:      action,
+		Allowed:     x.upstream != nil,
+		Outcome:     outcome,
+		Reason:      reason,
+		Duration:    time.Since(x.start),
+		RequestID:   x.requestID,
+		Method:      x.r.Method,
+		Status:      x.status,
+		Path:        x.r.URL.EscapedPath(),
+		SourceIP:    x.sourceIP,
+		Route:       string(x.t.route),
+		SessionID:   x.sessionID,
+		CredScheme:  string(x.cred.Scheme),
+		Fingerprint: x.fingerprint,
+		Decision:    x.decision,
+		Upstream:    x.upstream,
+		ChatSession: x.chatSession,
+		Customer:    x.customer,
+	}
+	// Who is calling, from the most specific fact known: the principal
+	// over the credential over the path's tenant.
+	rec.UserName = x.cred.Username
+	rec.UserDomain = firstNonEmpty(x.cred.Tenant, x.t.tenant)
+	if p := x.principal; p != nil {
+		if p.AssociateID != 0 {
+			rec.UserID = audit.FormatID(int32(p.AssociateID))
+		}
+		rec.UserName = firstNonEmpty(p.UserName, p.Subject, rec.UserName)
+		rec.UserDomain = firstNonEmpty(p.Tenant, rec.UserDomain)
+		rec.PrincipalSource = p.Source
+	}
+	return rec
 }
 
 // setPlaceholders sets {http.reset_guard.*} on the request's replacer.
 // None of them can carry a credential: the principal is a user name,
 // subject or associate id, never a token.
-func (h *Handler) setPlaceholders(x *exchange) {
+func (x *exchange) setPlaceholders(rec *audit.Record) {
 	repl, ok := x.r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
 	var reasons []string
-	if d := x.rec.Decision; d != nil && len(d.Reasons) > 0 {
+	if d := rec.Decision; d != nil && len(d.Reasons) > 0 {
 		reasons = d.Reasons
-	} else if x.rec.Reason != "" {
-		reasons = []string{x.rec.Reason}
+	} else if rec.Reason != "" {
+		reasons = []string{rec.Reason}
 	}
 	sessionID := ""
-	if x.rec.SessionID > 0 {
-		sessionID = strconv.FormatInt(int64(x.rec.SessionID), 10)
+	if rec.SessionID > 0 {
+		sessionID = strconv.FormatInt(int64(rec.SessionID), 10)
 	}
-	repl.Set("http.reset_guard.decision", x.decision)
+	repl.Set("http.reset_guard.decision", x.verdict)
 	repl.Set("http.reset_guard.session_id", sessionID)
-	repl.Set("http.reset_guard.principal", firstNonEmpty(x.rec.UserName, x.rec.UserID))
+	repl.Set("http.reset_guard.principal", firstNonEmpty(rec.UserName, rec.UserID))
 	repl.Set("http.reset_guard.reasons", strings.Join(reasons, ","))
-	repl.Set("http.reset_guard.event_id", x.rec.EventID)
-	repl.Set("http.reset_guard.request_id", x.rec.RequestID)
-	repl.Set("http.reset_guard.outcome", x.rec.Outcome)
+	repl.Set("http.reset_guard.event_id", rec.EventID)
+	repl.Set("http.reset_guard.request_id", rec.RequestID)
+	repl.Set("http.reset_guard.outcome", rec.Outcome)
 }
 
 func firstNonEmpty(ss ...string) string {

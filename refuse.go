@@ -7,39 +7,35 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/resetguard/caddy-resetguard/audit"
+	"github.com/resetguard/caddy-resetguard/credential"
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
 )
 
-// refuse records the refusal and answers it.
-func (h *Handler) refuse(x *exchange, status int, reason, msg string) error {
-	return h.refuseReasons(x, status, []string{reason}, msg)
-}
-
-func (h *Handler) refuseReasons(x *exchange, status int, reasons []string, msg string) error {
-	if x.decided.IsZero() {
-		x.decided = time.Now()
-		guardMetrics.decisionSeconds.WithLabelValues(x.decision).Observe(x.decided.Sub(x.start).Seconds())
+// finish is the one way a guarded request ends refused, before or after
+// forwarding: the record is written first, then the response.
+func (h *Handler) finish(x *exchange, ref *refusal.Refusal) error {
+	x.markDecided()
+	x.status = ref.Status
+	for k, vs := range ref.Header {
+		x.w.Header()[k] = vs
 	}
-	x.rec.Status = status
-	reason := strings.Trim(strings.Join(reasons, ","), ",")
+	if ref.Status == http.StatusUnauthorized {
+		for _, c := range credential.Challenges(h.credOpts, h.Realm, &credential.Failure{InvalidToken: ref.InvalidToken}) {
+			x.w.Header().Add("WWW-Authenticate", c)
+		}
+	}
+	reason := ref.Reason()
 	if reason == "" {
-		reason = "policy_denied" // a policy may name an empty reason
+		reason = refusal.PolicyDenied // a policy may name an empty reason
 	}
 	h.emit(x, audit.OutcomeFailure, reason)
-	return h.respondError(x, newErrorBody(status, reasons, msg, x.rec.RequestID))
-}
-
-// refuseForwarded answers an allowed request whose upstream failed.
-func (h *Handler) refuseForwarded(x *exchange, status int, reason string) error {
-	x.rec.Status = status
-	h.emit(x, audit.OutcomeFailure, reason)
-	return h.respondError(x, newErrorBody(status, []string{reason}, "the backend could not complete the reset", x.rec.RequestID))
+	return h.respondError(x, newErrorBody(ref.Status, ref.Reasons, ref.Message, x.requestID))
 }
 
 // respondError sends a refusal whose record is already written: the body
@@ -55,18 +51,18 @@ func (h *Handler) respondError(x *exchange, b errorBody) error {
 		repl.Set("http.reset_guard.reasons", strings.Join(b.Reasons, ","))
 	}
 	if h.Errors == ErrorsHandleErrors {
-		return caddyhttp.Error(b.Status, &refusal{body: b})
+		return caddyhttp.Error(b.Status, &refusalError{body: b})
 	}
 	writeError(x.w, x.r, b)
 	return nil
 }
 
-// refusal is the error a refused reset returns with errors handle_errors;
-// its text is {http.error.message}. It holds fixed texts and policy
-// reasons only, never request data.
-type refusal struct{ body errorBody }
+// refusalError is the error a refused reset returns with errors
+// handle_errors; its text is {http.error.message}. It holds fixed texts
+// and policy reasons only, never request data.
+type refusalError struct{ body errorBody }
 
-func (e *refusal) Error() string {
+func (e *refusalError) Error() string {
 	return "reset_guard: " + e.body.ErrorType + ": " + e.body.ErrorMessage + " (" + strings.Join(e.body.Reasons, ",") + ")"
 }
 

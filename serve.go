@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -18,32 +17,9 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/credential"
-	"github.com/resetguard/caddy-resetguard/policy"
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
 	"github.com/resetguard/caddy-resetguard/session"
 )
-
-// secretQueryWords: a query parameter whose name, lower-cased and without
-// '-', '_' and '.', contains one of these is dropped from the policy
-// input, because clients put credentials in query strings under many
-// names (access_token, so_apptoken, client_secret, X-XSRF-TOKEN, …).
-var secretQueryWords = []string{"token", "ticket", "secret", "password", "passwd", "auth", "key", "jwt", "cookie", "session", "xsrf", "credential"}
-
-// isSecretQueryKey reports whether a query parameter may carry a secret.
-func isSecretQueryKey(k string) bool {
-	norm := strings.Map(func(r rune) rune {
-		switch r {
-		case '-', '_', '.':
-			return -1
-		}
-		return unicode.ToLower(r)
-	}, k)
-	for _, w := range secretQueryWords {
-		if strings.Contains(norm, w) {
-			return true
-		}
-	}
-	return false
-}
 
 // methodOverrideHeaders let a client ask a framework to treat a request
 // as another method; on a reset route they are refused, not interpreted.
@@ -144,212 +120,159 @@ func hasMethodOverride(r *http.Request) bool {
 
 // Values of the {http.reset_guard.decision} placeholder.
 const (
-	// decisionRefused: refused before the policy decided (method,
+	// verdictRefused: refused before the policy decided (method,
 	// session id, credential, identity, session lookup, audit trail or
 	// policy not ready).
-	decisionRefused = "refused"
-	decisionAllow   = "allow"
-	decisionDeny    = "deny"
-	// decisionError: the policy could not decide; refused.
-	decisionError = "error"
-	// decisionDryRun: the policy denied or failed, but dry_run forwarded.
-	decisionDryRun = "dry_run"
+	verdictRefused = "refused"
+	verdictAllow   = "allow"
+	verdictDeny    = "deny"
+	// verdictError: the policy could not decide; refused.
+	verdictError = "error"
+	// verdictDryRun: the policy denied or failed, but dry_run forwarded.
+	verdictDryRun = "dry_run"
 )
 
-// exchange is one guarded request on its way through the steps.
+// exchange is one guarded request on its way through the steps: the
+// facts each step has learned so far. The audit record, the placeholders
+// and the metrics are built from them once, when the outcome is known.
 type exchange struct {
 	w http.ResponseWriter
 	r *http.Request
 	t target
 	// pre is the body already read and judged (SOAP route), or nil.
-	pre      *bodyCheck
-	rec      *audit.Record
-	start    time.Time
-	audited  bool
-	decision string
+	pre *bodyCheck
+
+	start     time.Time
+	requestID string
+	sourceIP  string
+	sessionID int32
+
+	cred credential.Credential
+	// credHeader carries the credential to the backend's lookups: the
+	// request's headers, or a copy holding a SOAP envelope's ticket.
+	credHeader  http.Header
+	fingerprint string
+	principal   *credential.Principal
+	// session is the current ChatSessionEntity, when looked up.
+	session map[string]any
+
+	decision *audit.Decision
+	verdict  string
 	// decided is when the guard let the request go or refused it.
 	decided time.Time
+
+	// upstream is set once the request is forwarded: a record with it is
+	// an allowed one.
+	upstream    *audit.Upstream
+	chatSession *audit.ChatSession
+	customer    map[string]string
+
+	status  int
+	audited bool
+}
+
+// step is one stage of the guard: it adds facts to the exchange or
+// refuses the request.
+type step func(*Handler, *exchange) *refusal.Refusal
+
+// steps run in order for every guarded request; the first refusal ends
+// the request. The audit check comes first: nothing is decided that
+// could not be recorded.
+var steps = []step{
+	(*Handler).checkAudit,
+	(*Handler).checkMethod,
+	(*Handler).readSessionID,
+	(*Handler).authenticate,
+	(*Handler).identify,
+	(*Handler).lookupSession,
+	(*Handler).decide,
 }
 
 // guard runs steps 2 to 8 of DESIGN.md §1 for a request classified as a
 // reset.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, t target, pre *bodyCheck) error {
-	x := &exchange{w: w, r: r, t: t, pre: pre, start: time.Now(), decision: decisionRefused}
-	x.rec = &audit.Record{
-		Timestamp: x.start,
-		Action:    action,
-		Route:     string(t.route),
-		Method:    r.Method,
-		Path:      r.URL.EscapedPath(),
-		SourceIP:  clientIP(r),
-		RequestID: requestID(r),
+	x := h.newExchange(w, r, t, pre)
+	defer h.recordPanic(x)
+	for _, s := range steps {
+		if ref := s(h, x); ref != nil {
+			return h.finish(x, ref)
+		}
 	}
-	x.rec.EventID = x.rec.RequestID
+	x.markDecided()
+	return h.forward(x, next)
+}
+
+func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, t target, pre *bodyCheck) *exchange {
+	x := &exchange{w: w, r: r, t: t, pre: pre, start: time.Now(), verdict: verdictRefused,
+		requestID: requestID(r), sourceIP: clientIP(r)}
 	// One id ties the client's view, the backend's logs and the audit
 	// record together: echoed to the client, sent on to the backend.
-	w.Header().Set("X-Request-Id", x.rec.RequestID)
-	r.Header.Set("X-Request-Id", x.rec.RequestID)
-	x.rec.UserDomain = t.tenant
-	defer func() {
-		// A panic further down must not leave the attempt unaudited;
-		// Caddy's server turns the re-panic into a 500.
-		if p := recover(); p != nil {
-			if !x.audited {
-				x.rec.Status = http.StatusInternalServerError
-				h.emit(x, audit.OutcomeFailure, "panic")
-			}
-			panic(p)
+	w.Header().Set("X-Request-Id", x.requestID)
+	r.Header.Set("X-Request-Id", x.requestID)
+	return x
+}
+
+// recordPanic keeps a panic further down from leaving the attempt
+// unaudited; Caddy's server turns the re-panic into a 500.
+func (h *Handler) recordPanic(x *exchange) {
+	if p := recover(); p != nil {
+		if !x.audited {
+			x.status = http.StatusInternalServerError
+			h.emit(x, audit.OutcomeFailure, refusal.Panic)
 		}
-	}()
-
-	// Nothing is forwarded that cannot be recorded durably.
-	if h.fileSink != nil {
-		if err := h.fileSink.Healthy(); err != nil {
-			h.logger.Error("durable audit file unavailable; refusing resets", zap.Error(err))
-			return h.refuse(x, http.StatusServiceUnavailable, "audit_unavailable", "the audit trail cannot be written; resets are paused")
-		}
+		panic(p)
 	}
+}
 
-	// Step 1 (method): only POST reaches Reset.
-	if hasMethodOverride(r) {
-		return h.refuse(x, http.StatusBadRequest, "method_override_refused", "method override headers are not accepted on a reset route")
+// markDecided notes when the guard let the request go or refused it.
+func (x *exchange) markDecided() {
+	if x.decided.IsZero() {
+		x.decided = time.Now()
+		guardMetrics.decisionSeconds.WithLabelValues(x.verdict).Observe(x.decided.Sub(x.start).Seconds())
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		return h.refuse(x, http.StatusMethodNotAllowed, "method_not_allowed", "a chat-session reset must be a POST")
-	}
+}
 
-	// Step 2: session id.
-	if status, reason, msg := h.readSessionID(x); status != 0 {
-		return h.refuse(x, status, reason, msg)
+// checkAudit refuses while the durable audit file cannot be written:
+// nothing is forwarded that cannot be recorded durably.
+func (h *Handler) checkAudit(x *exchange) *refusal.Refusal {
+	if h.fileSink == nil {
+		return nil
 	}
+	if err := h.fileSink.Healthy(); err != nil {
+		h.logger.Error("durable audit file unavailable; refusing resets", zap.Error(err))
+		return refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable,
+			"the audit trail cannot be written; resets are paused").Wrap(err)
+	}
+	return nil
+}
 
-	// Step 3: credential.
+// checkMethod: only a plain POST reaches Reset.
+func (h *Handler) checkMethod(x *exchange) *refusal.Refusal {
+	if hasMethodOverride(x.r) {
+		return refusal.New(http.StatusBadRequest, refusal.MethodOverrideRefused,
+			"method override headers are not accepted on a reset route")
+	}
+	if x.r.Method != http.MethodPost {
+		return refusal.New(http.StatusMethodNotAllowed, refusal.MethodNotAllowed,
+			"a chat-session reset must be a POST").WithHeader("Allow", http.MethodPost)
+	}
+	return nil
+}
+
+// authenticate finds the caller's one credential and its fingerprint.
+func (h *Handler) authenticate(x *exchange) *refusal.Refusal {
 	cred, credHeader, err := h.credential(x)
 	if err != nil {
 		f, _ := credential.AsFailure(err)
-		for _, c := range credential.Challenges(h.credOpts, h.Realm, f) {
-			w.Header().Add("WWW-Authenticate", c)
-		}
-		reason := "unauthenticated"
+		reason, invalid := refusal.MissingCredentials, false
 		if f != nil {
-			reason = f.Reason
+			reason, invalid = f.Reason, f.InvalidToken
 		}
-		return h.refuse(x, http.StatusUnauthorized, reason, "valid credentials are required to reset a chat session")
+		return refusal.Unauthenticated(reason, invalid).Wrap(err)
 	}
-	fp := h.fingerprint.Fingerprint(cred)
-	x.rec.CredScheme = string(cred.Scheme)
-	x.rec.Fingerprint = fp
-	x.rec.UserName = cred.Username
-	if cred.Tenant != "" {
-		x.rec.UserDomain = cred.Tenant
-	}
-
-	// Step 4: principal.
-	principal, fail := h.id.principal(r.Context(), h.fingerprint, cred, t.prefix, credHeader)
-	if fail != nil {
-		h.logger.Warn("caller identity not established; refusing", zap.String("request_id", x.rec.RequestID),
-			zap.String("reason", fail.reason), zap.Error(fail.err))
-		if fail.status == http.StatusUnauthorized {
-			for _, c := range credential.Challenges(h.credOpts, h.Realm, &credential.Failure{Reason: fail.reason, InvalidToken: fail.invalid}) {
-				w.Header().Add("WWW-Authenticate", c)
-			}
-		}
-		return h.refuse(x, fail.status, fail.reason, "the caller's identity could not be established")
-	}
-	if principal.AssociateID != 0 {
-		x.rec.UserID = audit.FormatID(int32(principal.AssociateID))
-	}
-	if n := firstNonEmpty(principal.UserName, principal.Subject); n != "" {
-		x.rec.UserName = n
-	}
-	if principal.Tenant != "" {
-		x.rec.UserDomain = principal.Tenant
-	}
-	x.rec.PrincipalSource = principal.Source
-
-	// Step 4b: the session as it is now, when configured.
-	var current map[string]any
-	if h.lookup != nil {
-		s, err := h.lookup.Fetch(r.Context(), t.prefix, x.rec.SessionID, credHeader)
-		if err != nil {
-			var le *session.Error
-			if !errors.As(err, &le) {
-				le = &session.Error{Status: http.StatusServiceUnavailable, Reason: "session_lookup_failed", Err: err}
-			}
-			h.logger.Warn("session lookup failed; refusing", zap.String("request_id", x.rec.RequestID), zap.Error(err))
-			return h.refuse(x, le.Status, le.Reason, "the chat session could not be read before the reset")
-		}
-		current = s
-	}
-
-	// Step 5: policy. The engine is taken once, so a bundle activated
-	// meanwhile does not change this request's decision half-way.
-	engine := h.policy.Engine()
-	if engine == nil {
-		return h.refuse(x, http.StatusServiceUnavailable, "policy_not_ready", "no access policy is active yet")
-	}
-	in := h.input(x, cred, fp)
-	in.Session = current
-	in.Principal = policyPrincipal(principal)
-	evalStart := time.Now()
-	dec, err := engine.Eval(r.Context(), in.Value())
-	x.rec.Decision = &audit.Decision{
-		Allow:    err == nil && dec.Allow,
-		DryRun:   h.Policy.DryRun,
-		Reasons:  dec.Reasons,
-		Query:    engine.Query(),
-		Revision: engine.Revision(),
-		Eval:     time.Since(evalStart),
-	}
-	guardMetrics.evalSeconds.Observe(x.rec.Decision.Eval.Seconds())
-	switch {
-	case err != nil && h.Policy.DryRun, err == nil && !dec.Allow && h.Policy.DryRun:
-		x.decision = decisionDryRun
-	case err != nil:
-		x.decision = decisionError
-	case dec.Allow:
-		x.decision = decisionAllow
-	default:
-		x.decision = decisionDeny
-	}
-	if err != nil && r.Context().Err() != nil {
-		// The client left while the policy ran: nothing to answer, but
-		// the attempt is still recorded.
-		x.rec.Decision.Reasons = []string{"client_gone"}
-		return h.refuse(x, statusClientClosed, "client_gone", "the client closed the request")
-	}
-	if err != nil {
-		h.logger.Error("policy evaluation failed; denying", zap.String("request_id", x.rec.RequestID), zap.Error(err))
-		x.rec.Decision.Reasons = []string{"policy_error"}
-		if !h.Policy.DryRun {
-			return h.refuse(x, h.Policy.ErrorStatus, "policy_error", "the access policy could not decide")
-		}
-	} else if !dec.Allow && !h.Policy.DryRun {
-		status := dec.Status
-		if status == 0 {
-			status = http.StatusForbidden
-		}
-		for k, vs := range dec.Headers {
-			w.Header()[k] = vs
-		}
-		reasons := dec.Reasons
-		if len(reasons) == 0 {
-			reasons = []string{"policy_denied"}
-		}
-		return h.refuseReasons(x, status, reasons, "the access policy does not allow this hand-off")
-	} else if dec.Allow {
-		// Policy-set headers replace whatever the client sent under the
-		// same names, so a client cannot forge them.
-		for k, vs := range dec.Headers {
-			r.Header[k] = vs
-		}
-	}
-
-	// Steps 6 to 8: forward, read the entity, audit, release.
-	x.decided = time.Now()
-	guardMetrics.decisionSeconds.WithLabelValues(x.decision).Observe(x.decided.Sub(x.start).Seconds())
-	return h.forward(x, next)
+	x.cred, x.credHeader = cred, credHeader
+	x.fingerprint = h.fingerprint.Fingerprint(cred)
+	return nil
 }
 
 // credential finds the caller's one credential, and the headers that
@@ -363,7 +286,7 @@ func (h *Handler) credential(x *exchange) (credential.Credential, http.Header, e
 		return cred, r.Header, err
 	}
 	if x.pre.envelopeTicket == "" {
-		return credential.Credential{}, nil, &credential.Failure{Reason: "malformed_authorization"}
+		return credential.Credential{}, nil, &credential.Failure{Reason: refusal.MalformedAuthorization}
 	}
 	cred, err := credential.FromSOAPTicket(r, h.credOpts, x.pre.envelopeTicket)
 	if err != nil {
@@ -374,46 +297,80 @@ func (h *Handler) credential(x *exchange) (credential.Credential, http.Header, e
 	return cred, hdr, nil
 }
 
-// readSessionID fills x.rec.SessionID, or returns the refusal.
-func (h *Handler) readSessionID(x *exchange) (status int, reason, msg string) {
+// identify establishes who is calling, for the policy and the record.
+func (h *Handler) identify(x *exchange) *refusal.Refusal {
+	p, fail := h.id.principal(x.r.Context(), h.fingerprint, x.cred, x.t.prefix, x.credHeader)
+	if fail != nil {
+		h.logger.Warn("caller identity not established; refusing", zap.String("request_id", x.requestID),
+			zap.String("reason", fail.reason), zap.Error(fail.err))
+		ref := refusal.New(fail.status, fail.reason, refusal.MessageIdentity).Wrap(fail.err)
+		ref.InvalidToken = fail.invalid
+		return ref
+	}
+	x.principal = p
+	return nil
+}
+
+// lookupSession reads the session as it is now, when configured, so
+// that the policy can depend on its state and owner.
+func (h *Handler) lookupSession(x *exchange) *refusal.Refusal {
+	if h.lookup == nil {
+		return nil
+	}
+	s, err := h.lookup.Fetch(x.r.Context(), x.t.prefix, x.sessionID, x.credHeader)
+	if err != nil {
+		h.logger.Warn("session lookup failed; refusing", zap.String("request_id", x.requestID), zap.Error(err))
+		var le *session.Error
+		if !errors.As(err, &le) {
+			le = &session.Error{Status: http.StatusServiceUnavailable, Reason: refusal.SessionLookupFailed, Err: err}
+		}
+		return refusal.New(le.Status, le.Reason, refusal.MessageSessionLookup).Wrap(err)
+	}
+	x.session = s
+	return nil
+}
+
+// readSessionID finds the session id the request asks to reset: from
+// the path (REST), the envelope already read (SOAP) or the body (Agents).
+func (h *Handler) readSessionID(x *exchange) *refusal.Refusal {
 	switch {
 	case x.t.route == RouteREST:
 		id, err := parseSessionID(x.t.idSegment)
 		if err != nil {
-			return http.StatusBadRequest, "bad_session_id", err.Error()
+			return refusal.New(http.StatusBadRequest, refusal.BadSessionID, err.Error())
 		}
-		x.rec.SessionID = id
-		return 0, "", ""
+		x.sessionID = id
+		return nil
 	case x.pre != nil:
 		if x.pre.status != 0 {
-			return x.pre.status, x.pre.reason, x.pre.msg
+			return refusal.New(x.pre.status, x.pre.reason, x.pre.msg)
 		}
-		x.rec.SessionID = x.pre.id
-		return 0, "", ""
+		x.sessionID = x.pre.id
+		return nil
 	}
 	r := x.r
 	if queryNamesSessionID(r.URL.RawQuery) {
 		// The guard reads the id from the body; a second one in the query
 		// string, which a model binder might prefer, is ambiguity.
-		return http.StatusBadRequest, "bad_session_id", "ChatSessionId must be given in the body only, not in the query string"
+		return refusal.New(http.StatusBadRequest, refusal.BadSessionID, "ChatSessionId must be given in the body only, not in the query string")
 	}
 	body, status, reason, msg := h.bufferBody(x.w, r)
 	if status != 0 {
-		return status, reason, msg
+		return refusal.New(status, reason, msg)
 	}
 	id, err := sessionIDFromBody(r.Header.Get("Content-Type"), body)
 	switch {
 	case errors.Is(err, errUnsupportedBody):
-		return http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be JSON, XML or form-encoded"
+		return refusal.New(http.StatusUnsupportedMediaType, refusal.UnsupportedMediaType, "the request body must be JSON, XML or form-encoded")
 	case errors.Is(err, errXMLDTD):
-		return http.StatusBadRequest, "xml_dtd_refused", "XML document type declarations are not accepted"
+		return refusal.New(http.StatusBadRequest, refusal.XMLDTDRefused, "XML document type declarations are not accepted")
 	case errors.Is(err, errBadSessionID):
-		return http.StatusBadRequest, "bad_session_id", err.Error()
+		return refusal.New(http.StatusBadRequest, refusal.BadSessionID, err.Error())
 	case err != nil:
-		return http.StatusBadRequest, "bad_session_id", "the request body holds no single valid ChatSessionId"
+		return refusal.New(http.StatusBadRequest, refusal.BadSessionID, "the request body holds no single valid ChatSessionId")
 	}
-	x.rec.SessionID = id
-	return 0, "", ""
+	x.sessionID = id
+	return nil
 }
 
 // queryNamesSessionID reports whether a query string has a parameter a
@@ -474,45 +431,6 @@ func (h *Handler) bufferBody(w http.ResponseWriter, r *http.Request) (body []byt
 	r.ContentLength = int64(len(body))
 	r.TransferEncoding = nil
 	return body, 0, "", ""
-}
-
-func (h *Handler) input(x *exchange, cred credential.Credential, fp string) *policy.Input {
-	r := x.r
-	headers := make(map[string][]string, len(h.InputHeaders))
-	for _, name := range h.InputHeaders {
-		if vs := r.Header.Values(name); len(vs) > 0 {
-			headers[strings.ToLower(name)] = vs
-		}
-	}
-	query := r.URL.Query()
-	for k := range query {
-		if isSecretQueryKey(k) {
-			delete(query, k)
-		}
-	}
-	return &policy.Input{
-		Action:    action,
-		Route:     string(x.t.route),
-		SessionID: x.rec.SessionID,
-		Tenant:    x.t.tenant,
-		Request: policy.Request{
-			ID:       x.rec.RequestID,
-			Method:   r.Method,
-			Path:     x.rec.Path,
-			Host:     r.Host,
-			RemoteIP: x.rec.SourceIP,
-			Headers:  headers,
-			Query:    query,
-		},
-		Credential: policy.Credential{
-			Scheme:      string(cred.Scheme),
-			Kind:        string(cred.Kind),
-			Fingerprint: fp,
-			Tenant:      cred.Tenant,
-			Username:    cred.Username,
-		},
-		Time: x.start,
-	}
 }
 
 // requestID is the client's X-Request-Id when it is well-formed, so that
