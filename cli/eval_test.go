@@ -14,7 +14,104 @@ import (
 	"github.com/resetguard/caddy-resetguard/cli"
 )
 
+// TestPolicyEvalCommand evaluates the bundled example and the policy and
+// query flags, alone and over a config's.
 func TestPolicyEvalCommand(t *testing.T) {
+	runEvalCases(t, []evalCase{
+		{
+			name:     "bundled example allows the listed bot",
+			opts:     cli.EvalOptions{Config: "Caddyfile.example", Input: cmdBotInput},
+			wantCode: 0,
+			checks:   []evalCheck{wantDecision(true, "listed_bot"), wantQuery(cmdHandoffQ), wantHeader("X-Resetguard-Bot", "onsite-chatbot"), wantEvaluations(1)},
+		},
+		{
+			name:     "bundled example denies a protected session",
+			opts:     cli.EvalOptions{Config: "Caddyfile.example", Input: cmdDeniedInput},
+			wantCode: 2,
+			checks:   []evalCheck{wantDecision(false, "session_protected"), wantQuery(cmdHandoffQ)},
+		},
+		{
+			name:     "policy and query flags without a config",
+			opts:     cli.EvalOptions{Policies: []string{cmdHandoffDir}, Query: cmdHandoffQ, Input: cmdBotInput},
+			wantCode: 0,
+			checks:   []evalCheck{wantDecision(true, "listed_bot"), wantQuery(cmdHandoffQ)},
+		},
+		{
+			name:     "default query undefined in the handoff policy is an invalid result, denied",
+			opts:     cli.EvalOptions{Policies: []string{cmdHandoffDir}, Input: cmdBotInput},
+			wantCode: 2,
+			checks:   []evalCheck{wantDecision(false, "policy_result_invalid"), wantQuery("data.resetguard.allow")},
+		},
+		{
+			name:     "query flag overrides the config's",
+			opts:     cli.EvalOptions{Config: "Caddyfile.example", Query: "data.resetguard.handoff.no_such_rule", Input: cmdBotInput},
+			wantCode: 2,
+			checks:   []evalCheck{wantDecision(false, "policy_result_invalid"), wantQuery("data.resetguard.handoff.no_such_rule")},
+		},
+		{
+			name:     "repeat: the first evaluation is a warm-up",
+			opts:     cli.EvalOptions{Config: "Caddyfile.example", Input: cmdBotInput, Repeat: 5},
+			wantCode: 0,
+			checks:   []evalCheck{wantDecision(true, "listed_bot"), wantEvaluations(4)},
+		},
+	})
+}
+
+// TestPolicyEvalHandlerPick picks one of a config's several reset_guard
+// handlers, or refuses to guess.
+func TestPolicyEvalHandlerPick(t *testing.T) {
+	runEvalCases(t, []evalCase{
+		{
+			name:     "policy and query flags override the picked handler's",
+			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(0), Policies: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision", Input: cmdDeniedInput},
+			wantCode: 0,
+			checks:   []evalCheck{wantDecision(true, "ok"), wantQuery("data.resetguard.test.decision")},
+		},
+		{
+			name:     "two handlers without --handler",
+			opts:     cli.EvalOptions{Config: cmdTwoSites, Input: cmdBotInput},
+			wantCode: 1,
+			wantErr: []string{"found 2 reset_guard handlers in " + cmdTwoSites, "--handler N",
+				"0: apps.http.servers.srv0.routes[0].handle[0] (policy testdata/policies/handoff, query " + cmdHandoffQ + ")",
+				"1: apps.http.servers.srv1.routes[0].handle[0] (policy testdata/caddy, query data.resetguard.test.decision)"},
+		},
+		{
+			name:     "--handler 0 picks the handoff site",
+			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(0), Input: cmdDeniedInput},
+			wantCode: 2,
+			checks:   []evalCheck{wantDecision(false, "session_protected"), wantQuery(cmdHandoffQ)},
+		},
+		{
+			name:     "--handler 1 picks the second site",
+			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(1), Input: cmdDeniedInput},
+			wantCode: 0,
+			checks:   []evalCheck{wantDecision(true, "ok"), wantQuery("data.resetguard.test.decision"), wantHeader("X-Resetguard-Decision", "allow")},
+		},
+		{
+			name:     "--handler out of range",
+			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(2), Input: cmdBotInput},
+			wantCode: 1,
+			wantErr:  []string{"--handler 2", "has 2 reset_guard handler(s)"},
+		},
+		{
+			name:     "negative --handler",
+			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(-1), Input: cmdBotInput},
+			wantCode: 1,
+			wantErr:  []string{"--handler -1: must be 0 or more"},
+		},
+		{
+			name:     "--handler without --config",
+			opts:     cli.EvalOptions{Handler: cmdPick(1), Policies: []string{cmdHandoffDir}, Input: cmdBotInput},
+			wantCode: 1,
+			wantErr:  []string{"need --config"},
+		},
+	})
+}
+
+// TestPolicyEvalConfig reads the handler's policy from JSON and Caddyfile
+// configs: nested handlers, local bundles, remote bundle services (never
+// contacted), adapters, and the errors Caddy itself would give.
+func TestPolicyEvalConfig(t *testing.T) {
 	// A JSON config (no adapter) with the guard nested in a subroute and a
 	// misspelt option in another.
 	jsonConfig := cmdWriteFile(t, "config.json", `{"apps": {"http": {"servers": {"gw": {
@@ -29,136 +126,25 @@ func TestPolicyEvalCommand(t *testing.T) {
 	bundleOnly := cmdWriteFile(t, "bundle.json", `{"handler": "reset_guard", "policy": {"bundles": ["testdata/policies/handoff"], "query": "data.resetguard.handoff.decision"}}`)
 	remoteOnly := cmdWriteFile(t, "remote.json", `{"handler": "reset_guard", "policy": {"remote": {"url": "http://127.0.0.1:9", "resource": "b.tar.gz"}}}`)
 	remoteAndLocal := cmdWriteFile(t, "remote-local.json", `{"handler": "reset_guard", "policy": {"paths": ["testdata/policies/handoff"], "query": "data.resetguard.handoff.decision", "remote": {"url": "http://127.0.0.1:9", "resource": "b.tar.gz"}}}`)
-	botInput := cmdReadFile(t, cmdBotInput)
 
-	type check func(t *testing.T, rep map[string]any)
-	decision := func(allow bool, reasons ...string) check {
-		return func(t *testing.T, rep map[string]any) {
-			d := rep["decision"].(map[string]any)
-			if d["allow"] != allow {
-				t.Errorf("decision.allow = %v, want %v", d["allow"], allow)
-			}
-			got := []string{}
-			for _, r := range d["reasons"].([]any) {
-				got = append(got, r.(string))
-			}
-			if !reflect.DeepEqual(got, reasons) {
-				t.Errorf("decision.reasons = %v, want %v", got, reasons)
-			}
-		}
-	}
-	query := func(q string) check {
-		return func(t *testing.T, rep map[string]any) {
-			if rep["query"] != q {
-				t.Errorf("query = %v, want %s", rep["query"], q)
-			}
-		}
-	}
-	header := func(name, value string) check {
-		return func(t *testing.T, rep map[string]any) {
-			h := rep["decision"].(map[string]any)["headers"].(map[string]any)
-			if vs, _ := h[name].([]any); len(vs) != 1 || vs[0] != value {
-				t.Errorf("decision.headers[%s] = %v, want [%s]", name, h[name], value)
-			}
-		}
-	}
-	evaluations := func(n int) check {
-		return func(t *testing.T, rep map[string]any) {
-			if got := rep["evaluations"].(float64); got != float64(n) {
-				t.Errorf("evaluations = %v, want %d", got, n)
-			}
-		}
-	}
-
-	tests := []struct {
-		name     string
-		opts     cli.EvalOptions
-		stdin    string
-		wantCode int
-		wantErr  []string // substrings of the error, for code 1
-		checks   []check
-		// wantStderr: substring of stderr, which must otherwise be empty.
-		wantStderr string
-	}{
-		{
-			name:     "bundled example allows the listed bot",
-			opts:     cli.EvalOptions{Config: "Caddyfile.example", Input: cmdBotInput},
-			wantCode: 0,
-			checks:   []check{decision(true, "listed_bot"), query(cmdHandoffQ), header("X-Resetguard-Bot", "onsite-chatbot"), evaluations(1)},
-		},
-		{
-			name:     "bundled example denies a protected session",
-			opts:     cli.EvalOptions{Config: "Caddyfile.example", Input: cmdDeniedInput},
-			wantCode: 2,
-			checks:   []check{decision(false, "session_protected"), query(cmdHandoffQ)},
-		},
-		{
-			name:     "policy and query flags without a config",
-			opts:     cli.EvalOptions{Policies: []string{cmdHandoffDir}, Query: cmdHandoffQ, Input: cmdBotInput},
-			wantCode: 0,
-			checks:   []check{decision(true, "listed_bot"), query(cmdHandoffQ)},
-		},
-		{
-			name:     "default query undefined in the handoff policy is an invalid result, denied",
-			opts:     cli.EvalOptions{Policies: []string{cmdHandoffDir}, Input: cmdBotInput},
-			wantCode: 2,
-			checks:   []check{decision(false, "policy_result_invalid"), query("data.resetguard.allow")},
-		},
-		{
-			name:     "query flag overrides the config's",
-			opts:     cli.EvalOptions{Config: "Caddyfile.example", Query: "data.resetguard.handoff.no_such_rule", Input: cmdBotInput},
-			wantCode: 2,
-			checks:   []check{decision(false, "policy_result_invalid"), query("data.resetguard.handoff.no_such_rule")},
-		},
-		{
-			name:     "policy and query flags override the picked handler's",
-			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(0), Policies: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision", Input: cmdDeniedInput},
-			wantCode: 0,
-			checks:   []check{decision(true, "ok"), query("data.resetguard.test.decision")},
-		},
-		{
-			name:     "two handlers without --handler",
-			opts:     cli.EvalOptions{Config: cmdTwoSites, Input: cmdBotInput},
-			wantCode: 1,
-			wantErr: []string{"found 2 reset_guard handlers in " + cmdTwoSites, "--handler N",
-				"0: apps.http.servers.srv0.routes[0].handle[0] (policy testdata/policies/handoff, query " + cmdHandoffQ + ")",
-				"1: apps.http.servers.srv1.routes[0].handle[0] (policy testdata/caddy, query data.resetguard.test.decision)"},
-		},
-		{
-			name:     "--handler 0 picks the handoff site",
-			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(0), Input: cmdDeniedInput},
-			wantCode: 2,
-			checks:   []check{decision(false, "session_protected"), query(cmdHandoffQ)},
-		},
-		{
-			name:     "--handler 1 picks the second site",
-			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(1), Input: cmdDeniedInput},
-			wantCode: 0,
-			checks:   []check{decision(true, "ok"), query("data.resetguard.test.decision"), header("X-Resetguard-Decision", "allow")},
-		},
-		{
-			name:     "--handler out of range",
-			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(2), Input: cmdBotInput},
-			wantCode: 1,
-			wantErr:  []string{"--handler 2", "has 2 reset_guard handler(s)"},
-		},
+	runEvalCases(t, []evalCase{
 		{
 			name:     "JSON config, guard nested in a subroute",
 			opts:     cli.EvalOptions{Config: jsonConfig, Input: cmdBotInput},
 			wantCode: 0,
-			checks:   []check{decision(true, "listed_bot"), query(cmdHandoffQ)},
+			checks:   []evalCheck{wantDecision(true, "listed_bot"), wantQuery(cmdHandoffQ)},
 		},
 		{
 			name:     "local bundle from the config",
 			opts:     cli.EvalOptions{Config: bundleOnly, Input: cmdBotInput},
 			wantCode: 0,
-			checks:   []check{decision(true, "listed_bot"), query(cmdHandoffQ)},
+			checks:   []evalCheck{wantDecision(true, "listed_bot"), wantQuery(cmdHandoffQ)},
 		},
 		{
 			name:     "--bundle flag replaces the config's local sources",
 			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(1), Bundles: []string{cmdHandoffDir}, Query: cmdHandoffQ, Input: cmdDeniedInput},
 			wantCode: 2,
-			checks:   []check{decision(false, "session_protected"), query(cmdHandoffQ)},
+			checks:   []evalCheck{wantDecision(false, "session_protected"), wantQuery(cmdHandoffQ)},
 		},
 		{
 			name:     "remote bundle only: nothing local to evaluate",
@@ -170,20 +156,20 @@ func TestPolicyEvalCommand(t *testing.T) {
 			name:     "remote bundle only, with --policy",
 			opts:     cli.EvalOptions{Config: remoteOnly, Policies: []string{cmdHandoffDir}, Query: cmdHandoffQ, Input: cmdBotInput},
 			wantCode: 0,
-			checks:   []check{decision(true, "listed_bot")},
+			checks:   []evalCheck{wantDecision(true, "listed_bot")},
 		},
 		{
 			name:       "remote bundle next to local paths: local only, with a warning",
 			opts:       cli.EvalOptions{Config: remoteAndLocal, Input: cmdBotInput},
 			wantCode:   0,
-			checks:     []check{decision(true, "listed_bot")},
+			checks:     []evalCheck{wantDecision(true, "listed_bot")},
 			wantStderr: "evaluating its local sources only",
 		},
 		{
 			name:     "explicit adapter",
 			opts:     cli.EvalOptions{Config: "Caddyfile.example", Adapter: "caddyfile", Input: cmdBotInput},
 			wantCode: 0,
-			checks:   []check{decision(true, "listed_bot")},
+			checks:   []evalCheck{wantDecision(true, "listed_bot")},
 		},
 		{
 			name:     "unknown adapter",
@@ -209,12 +195,21 @@ func TestPolicyEvalCommand(t *testing.T) {
 			wantCode: 1,
 			wantErr:  []string{"reading config", "no-such-Caddyfile"},
 		},
+	})
+}
+
+// TestPolicyEvalInput reads the input document from a file or stdin and
+// refuses anything but one JSON object.
+func TestPolicyEvalInput(t *testing.T) {
+	botInput := cmdReadFile(t, cmdBotInput)
+
+	runEvalCases(t, []evalCase{
 		{
 			name:     "input from stdin",
 			opts:     cli.EvalOptions{Config: "Caddyfile.example", Input: "-"},
 			stdin:    botInput,
 			wantCode: 0,
-			checks:   []check{decision(true, "listed_bot")},
+			checks:   []evalCheck{wantDecision(true, "listed_bot")},
 		},
 		{
 			name:     "missing input file",
@@ -255,23 +250,18 @@ func TestPolicyEvalCommand(t *testing.T) {
 			wantCode: 1,
 			wantErr:  []string{"--input is required"},
 		},
+	})
+}
+
+// TestPolicyEvalErrors: what keeps the policy from deciding is an error
+// (exit 1), never a deny.
+func TestPolicyEvalErrors(t *testing.T) {
+	runEvalCases(t, []evalCase{
 		{
 			name:     "no policy source",
 			opts:     cli.EvalOptions{Input: cmdBotInput},
 			wantCode: 1,
 			wantErr:  []string{"no policy: give --config"},
-		},
-		{
-			name:     "negative --handler",
-			opts:     cli.EvalOptions{Config: cmdTwoSites, Handler: cmdPick(-1), Input: cmdBotInput},
-			wantCode: 1,
-			wantErr:  []string{"--handler -1: must be 0 or more"},
-		},
-		{
-			name:     "--handler without --config",
-			opts:     cli.EvalOptions{Handler: cmdPick(1), Policies: []string{cmdHandoffDir}, Input: cmdBotInput},
-			wantCode: 1,
-			wantErr:  []string{"need --config"},
 		},
 		{
 			name:     "Rego syntax error names file and line",
@@ -293,19 +283,75 @@ func TestPolicyEvalCommand(t *testing.T) {
 			wantErr:  []string{"evaluation 1 of 1", "data.resetguard.test.decision"},
 		},
 		{
-			name:     "repeat: the first evaluation is a warm-up",
-			opts:     cli.EvalOptions{Config: "Caddyfile.example", Input: cmdBotInput, Repeat: 5},
-			wantCode: 0,
-			checks:   []check{decision(true, "listed_bot"), evaluations(4)},
-		},
-		{
 			name:     "repeat below 1",
 			opts:     cli.EvalOptions{Config: "Caddyfile.example", Input: cmdBotInput, Repeat: -3},
 			wantCode: 1,
 			wantErr:  []string{"--repeat -3"},
 		},
+	})
+}
+
+// evalCheck checks one thing of a `policy eval` report.
+type evalCheck func(t *testing.T, rep map[string]any)
+
+func wantDecision(allow bool, reasons ...string) evalCheck {
+	return func(t *testing.T, rep map[string]any) {
+		d := rep["decision"].(map[string]any)
+		if d["allow"] != allow {
+			t.Errorf("decision.allow = %v, want %v", d["allow"], allow)
+		}
+		got := []string{}
+		for _, r := range d["reasons"].([]any) {
+			got = append(got, r.(string))
+		}
+		if !reflect.DeepEqual(got, reasons) {
+			t.Errorf("decision.reasons = %v, want %v", got, reasons)
+		}
 	}
-	for _, tt := range tests {
+}
+
+func wantQuery(q string) evalCheck {
+	return func(t *testing.T, rep map[string]any) {
+		if rep["query"] != q {
+			t.Errorf("query = %v, want %s", rep["query"], q)
+		}
+	}
+}
+
+func wantHeader(name, value string) evalCheck {
+	return func(t *testing.T, rep map[string]any) {
+		h := rep["decision"].(map[string]any)["headers"].(map[string]any)
+		if vs, _ := h[name].([]any); len(vs) != 1 || vs[0] != value {
+			t.Errorf("decision.headers[%s] = %v, want [%s]", name, h[name], value)
+		}
+	}
+}
+
+func wantEvaluations(n int) evalCheck {
+	return func(t *testing.T, rep map[string]any) {
+		if got := rep["evaluations"].(float64); got != float64(n) {
+			t.Errorf("evaluations = %v, want %d", got, n)
+		}
+	}
+}
+
+// evalCase is one `policy eval` run and what it must give.
+type evalCase struct {
+	name     string
+	opts     cli.EvalOptions
+	stdin    string
+	wantCode int
+	wantErr  []string // substrings of the error, for code 1
+	checks   []evalCheck
+	// wantStderr: substring of stderr, which must otherwise be empty.
+	wantStderr string
+}
+
+// runEvalCases runs each case as a subtest: the exit code, then the error
+// or the report's shape, stderr and the case's checks.
+func runEvalCases(t *testing.T, cases []evalCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.opts.Repeat == 0 {
 				tt.opts.Repeat = 1

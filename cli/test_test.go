@@ -27,6 +27,8 @@ func cmdLines(t *testing.T, out string) (lines []string, verdict string, n, tota
 	return lines[:len(lines)-1], m[1], n, total
 }
 
+// TestPolicyTestCommand runs passing, failing, erroring and skipped Rego
+// tests and checks what is listed and the summary line.
 func TestPolicyTestCommand(t *testing.T) {
 	// A test that errors (a built-in error) and one to skip.
 	erroring := filepath.Dir(cmdWriteFile(t, "err_test.rego", `package resetguard.cmderr_test
@@ -38,18 +40,7 @@ todo_test_later if false
 test_fine if true
 `))
 
-	tests := []struct {
-		name     string
-		opts     cli.TestOptions
-		wantCode int
-		wantErr  []string
-		// For codes 0 and 2:
-		verdict   string   // PASS or FAIL
-		wantN     int      // n of "n/total"; -1: n == total > 0
-		wantTotal int      // 0: any > 0
-		want      []string // substrings of the output
-		notWant   []string
-	}{
+	runTestCases(t, []testCase{
 		{
 			name:     "handoff policy passes",
 			opts:     cli.TestOptions{Paths: []string{cmdHandoffDir}},
@@ -99,6 +90,14 @@ test_fine if true
 				"(1 errored, 1 skipped)",
 			},
 		},
+	})
+}
+
+// TestPolicyTestErrors: Rego that does not load or compile, and paths or
+// filters that leave no test to run, are errors (exit 1), so that CI cannot
+// pass vacuously.
+func TestPolicyTestErrors(t *testing.T) {
+	runTestCases(t, []testCase{
 		{
 			name:     "Rego syntax error",
 			opts:     cli.TestOptions{Paths: []string{"testdata/cmd/broken"}},
@@ -153,8 +152,28 @@ test_fine if true
 			wantCode: 1,
 			wantErr:  []string{"no paths given"},
 		},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// testCase is one `policy test` run and what it must give.
+type testCase struct {
+	name     string
+	opts     cli.TestOptions
+	wantCode int
+	wantErr  []string
+	// For codes 0 and 2:
+	verdict   string   // PASS or FAIL
+	wantN     int      // n of "n/total"; -1: n == total > 0
+	wantTotal int      // 0: any > 0
+	want      []string // substrings of the output
+	notWant   []string
+}
+
+// runTestCases runs each case as a subtest: the exit code, then the error
+// or the output's summary line, test lines and substrings.
+func runTestCases(t *testing.T, cases []testCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout bytes.Buffer
 			code, err := cli.RunPolicyTest(context.Background(), tt.opts, &stdout)

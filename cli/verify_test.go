@@ -46,24 +46,17 @@ func auditRotatedLog(t *testing.T) string {
 	return path
 }
 
+// TestAuditVerifyCommand verifies intact and broken chains: plain and keyed,
+// edited, rotated, partial, and cut short of a known head.
 func TestAuditVerifyCommand(t *testing.T) {
 	edited := cmdWriteFile(t, "edited.jsonl", strings.Replace(cmdReadFile(t, auditGolden), `"id":"req-000003"`, `"id":"req-999999"`, 1))
-	emptyKey := cmdWriteFile(t, "empty.key", "\n")
 	rotated := auditRotatedLog(t)
 	siblings, err := audit.RotatedFiles(rotated)
 	if err != nil || len(siblings) < 2 {
 		t.Fatalf("rotated files %v (%v)", siblings, err)
 	}
-	missing := filepath.Join(t.TempDir(), "missing.log")
 
-	tests := []struct {
-		name string
-		args []string
-		code int
-		// want is a regular expression the whole stdout must match.
-		want    string
-		wantErr string
-	}{
+	runVerifyCases(t, []verifyCase{
 		{
 			name: "good chain",
 			args: []string{auditGolden},
@@ -118,6 +111,16 @@ func TestAuditVerifyCommand(t *testing.T) {
 			args: []string{"--head", "5:1b5f481f5e4e4f2a24c72c08b7230f9a79faa72ffd662a8ae06d1935964e3bea", auditGolden},
 			want: `^OK: 5 records`,
 		},
+	})
+}
+
+// TestAuditVerifyErrors: what keeps the chain from being checked is an
+// error (exit 1), never a verdict.
+func TestAuditVerifyErrors(t *testing.T) {
+	emptyKey := cmdWriteFile(t, "empty.key", "\n")
+	missing := filepath.Join(t.TempDir(), "missing.log")
+
+	runVerifyCases(t, []verifyCase{
 		{
 			name:    "missing file",
 			args:    []string{missing},
@@ -148,8 +151,24 @@ func TestAuditVerifyCommand(t *testing.T) {
 			code:    cli.ExitError,
 			wantErr: "requires at least 1 arg",
 		},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// verifyCase is one `audit verify` run and what it must give.
+type verifyCase struct {
+	name string
+	args []string
+	code int
+	// want is a regular expression the whole stdout must match.
+	want    string
+	wantErr string
+}
+
+// runVerifyCases runs each case through the registered command: the exit
+// status the process would get, then stdout.
+func runVerifyCases(t *testing.T, cases []verifyCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr, err := runCommand(t, append([]string{"audit", "verify"}, tt.args...)...)
 			switch tt.code {
