@@ -1,4 +1,4 @@
-# Fixture for command_test.go: a Rego syntax error on line 6 (a comparison
+# Fixture for the cli package's tests: a Rego syntax error on line 6 (a comparison
 # with no right-hand side).
 package resetguard.cmdbroken
 

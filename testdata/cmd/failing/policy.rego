@@ -1,4 +1,4 @@
-# Fixture for command_test.go: a tiny policy with one passing and one
+# Fixture for the cli package's tests: a tiny policy with one passing and one
 # deliberately failing unit test (kept out of testdata/policies, whose
 # directories policy/rego_test.go expects to pass).
 package resetguard.cmdfailing

@@ -1,4 +1,4 @@
-# Fixture for command_test.go: a policy without any unit test.
+# Fixture for the cli package's tests: a policy without any unit test.
 package resetguard.cmdnotests
 
 default allow := false

@@ -1,20 +1,17 @@
-package resetguard
+package cli_test
 
 import (
 	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/spf13/cobra"
-
 	"github.com/resetguard/caddy-resetguard/audit"
+	"github.com/resetguard/caddy-resetguard/cli"
 )
 
 const (
@@ -22,25 +19,6 @@ const (
 	auditGoldenHMAC = "testdata/audit/chain-hmac.jsonl"
 	auditGoldenKey  = "testdata/audit/chain-hmac.key"
 )
-
-func TestAuditCommandRegistered(t *testing.T) {
-	c, ok := caddycmd.Commands()["audit"]
-	if !ok {
-		t.Fatal(`the "audit" command is not registered with caddycmd`)
-	}
-	if c.CobraFunc == nil || c.Short == "" {
-		t.Fatalf("audit command incomplete: %+v", c)
-	}
-	cmd := &cobra.Command{Use: "audit"}
-	c.CobraFunc(cmd)
-	var names []string
-	for _, sub := range cmd.Commands() {
-		names = append(names, sub.Name())
-	}
-	if !reflect.DeepEqual(names, []string{"verify"}) {
-		t.Errorf("audit subcommands = %v, want [verify]", names)
-	}
-}
 
 // auditRotatedLog writes 30 records through a FileSink that rotates every
 // few records and returns the live file's path.
@@ -68,24 +46,17 @@ func auditRotatedLog(t *testing.T) string {
 	return path
 }
 
+// TestAuditVerifyCommand verifies intact and broken chains: plain and keyed,
+// edited, rotated, partial, and cut short of a known head.
 func TestAuditVerifyCommand(t *testing.T) {
 	edited := cmdWriteFile(t, "edited.jsonl", strings.Replace(cmdReadFile(t, auditGolden), `"id":"req-000003"`, `"id":"req-999999"`, 1))
-	emptyKey := cmdWriteFile(t, "empty.key", "\n")
 	rotated := auditRotatedLog(t)
 	siblings, err := audit.RotatedFiles(rotated)
 	if err != nil || len(siblings) < 2 {
 		t.Fatalf("rotated files %v (%v)", siblings, err)
 	}
-	missing := filepath.Join(t.TempDir(), "missing.log")
 
-	tests := []struct {
-		name string
-		args []string
-		code int
-		// want is a regular expression the whole stdout must match.
-		want    string
-		wantErr string
-	}{
+	runVerifyCases(t, []verifyCase{
 		{
 			name: "good chain",
 			args: []string{auditGolden},
@@ -99,13 +70,13 @@ func TestAuditVerifyCommand(t *testing.T) {
 		{
 			name: "keyed chain without its key",
 			args: []string{auditGoldenHMAC},
-			code: exitVerdict,
+			code: cli.ExitVerdict,
 			want: `^FAIL: edited at ` + regexp.QuoteMeta(auditGoldenHMAC) + `:1 \(seq 1\): the hash does not recompute`,
 		},
 		{
 			name: "edited line",
 			args: []string{edited},
-			code: exitVerdict,
+			code: cli.ExitVerdict,
 			want: `^FAIL: edited at ` + regexp.QuoteMeta(edited) + `:3 \(seq 3\): the hash does not recompute.*\n$`,
 		},
 		{
@@ -121,7 +92,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 		{
 			name: "live file alone",
 			args: []string{"--with-rotated=false", rotated},
-			code: exitVerdict,
+			code: cli.ExitVerdict,
 			want: `^FAIL: deleted at ` + regexp.QuoteMeta(rotated) + `:1 \(seq \d+\): the chain starts at seq \d+: records seq 1\.\.\d+ are missing`,
 		},
 		{
@@ -132,7 +103,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 		{
 			name: "head beyond the end",
 			args: []string{"--head", "7", auditGolden},
-			code: exitVerdict,
+			code: cli.ExitVerdict,
 			want: `^FAIL: deleted at ` + regexp.QuoteMeta(auditGolden) + `:6 \(seq 6\): the chain ends at seq 5 but is known to have reached seq 7`,
 		},
 		{
@@ -140,62 +111,79 @@ func TestAuditVerifyCommand(t *testing.T) {
 			args: []string{"--head", "5:1b5f481f5e4e4f2a24c72c08b7230f9a79faa72ffd662a8ae06d1935964e3bea", auditGolden},
 			want: `^OK: 5 records`,
 		},
+	})
+}
+
+// TestAuditVerifyErrors: what keeps the chain from being checked is an
+// error (exit 1), never a verdict.
+func TestAuditVerifyErrors(t *testing.T) {
+	emptyKey := cmdWriteFile(t, "empty.key", "\n")
+	missing := filepath.Join(t.TempDir(), "missing.log")
+
+	runVerifyCases(t, []verifyCase{
 		{
 			name:    "missing file",
 			args:    []string{missing},
-			code:    exitError,
+			code:    cli.ExitError,
 			wantErr: "no such file",
 		},
 		{
 			name:    "missing key file",
 			args:    []string{"--key-file", missing, auditGolden},
-			code:    exitError,
+			code:    cli.ExitError,
 			wantErr: "reading the chain key",
 		},
 		{
 			name:    "empty key file",
 			args:    []string{"--key-file", emptyKey, auditGolden},
-			code:    exitError,
+			code:    cli.ExitError,
 			wantErr: "is empty",
 		},
 		{
 			name:    "bad head",
 			args:    []string{"--head", "x", auditGolden},
-			code:    exitError,
+			code:    cli.ExitError,
 			wantErr: "--head",
 		},
 		{
 			name:    "no files",
 			args:    nil,
-			code:    exitError,
+			code:    cli.ExitError,
 			wantErr: "requires at least 1 arg",
 		},
-	}
-	reg := caddycmd.Commands()["audit"]
-	for _, tt := range tests {
+	})
+}
+
+// verifyCase is one `audit verify` run and what it must give.
+type verifyCase struct {
+	name string
+	args []string
+	code int
+	// want is a regular expression the whole stdout must match.
+	want    string
+	wantErr string
+}
+
+// runVerifyCases runs each case through the registered command: the exit
+// status the process would get, then stdout.
+func runVerifyCases(t *testing.T, cases []verifyCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			root := &cobra.Command{Use: "resetguard", SilenceUsage: true}
-			auditCmd := &cobra.Command{Use: "audit", Short: reg.Short}
-			reg.CobraFunc(auditCmd)
-			root.AddCommand(auditCmd)
-			var stdout, stderr bytes.Buffer
-			root.SetOut(&stdout)
-			root.SetErr(&stderr)
-			root.SetArgs(append([]string{"audit", "verify"}, tt.args...))
-			err := root.Execute()
+			stdout, stderr, err := runCommand(t, append([]string{"audit", "verify"}, tt.args...)...)
 			switch tt.code {
-			case exitOK:
+			case cli.ExitOK:
 				if err != nil {
 					t.Fatalf("error %v; stdout:\n%s", err, stdout.String())
 				}
-			case exitVerdict:
+			case cli.ExitVerdict:
 				if err == nil || err.Error() != "exiting with status 2" {
 					t.Fatalf("error %v, want exit status 2; stdout:\n%s", err, stdout.String())
 				}
 				if stderr.Len() != 0 {
 					t.Errorf("stderr on a verdict: %s", stderr.String())
 				}
-			case exitError:
+			case cli.ExitError:
 				if err == nil || strings.Contains(err.Error(), "status 2") || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q (exit 1); stdout:\n%s", err, tt.wantErr, stdout.String())
 				}
@@ -214,14 +202,14 @@ func TestRunAuditVerifyCodes(t *testing.T) {
 		files []string
 		code  int
 	}{
-		{[]string{auditGolden}, exitOK},
-		{[]string{edited}, exitVerdict},
-		{[]string{filepath.Join(t.TempDir(), "missing.log")}, exitError},
-		{[]string{t.TempDir()}, exitError},
+		{[]string{auditGolden}, cli.ExitOK},
+		{[]string{edited}, cli.ExitVerdict},
+		{[]string{filepath.Join(t.TempDir(), "missing.log")}, cli.ExitError},
+		{[]string{t.TempDir()}, cli.ExitError},
 	} {
 		var out bytes.Buffer
-		code, err := runAuditVerify(verifyOptions{Files: tt.files, WithRotated: true}, &out)
-		if code != tt.code || (code == exitError) != (err != nil) {
+		code, err := cli.RunAuditVerify(cli.VerifyOptions{Files: tt.files, WithRotated: true}, &out)
+		if code != tt.code || (code == cli.ExitError) != (err != nil) {
 			t.Errorf("%v: code %d, error %v; want code %d\n%s", tt.files, code, err, tt.code, out.String())
 		}
 	}

@@ -1,4 +1,4 @@
-package resetguard
+package cli
 
 import (
 	"bytes"
@@ -14,27 +14,6 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 )
-
-func init() {
-	caddycmd.RegisterCommand(caddycmd.Command{
-		Name:  "audit",
-		Usage: "verify [<flags>] <file>...",
-		Short: "Verifies the hash chain of the reset_guard durable audit file",
-		Long: `
-Works with the durable, hash-chained audit file the reset_guard handler
-writes (audit { file <path> }), without starting a server.
-
-  audit verify   checks that no record of the file and its rotated
-                 siblings was edited, deleted, inserted or reordered;
-                 exit status 0 intact, 2 broken, 1 error.
-
-Run 'audit verify --help' for its flags.
-`,
-		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(newAuditVerifyCommand())
-		},
-	})
-}
 
 // verifyOptions are the flags and arguments of `audit verify`.
 type verifyOptions struct {
