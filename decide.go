@@ -130,9 +130,9 @@ func (h *Handler) input(x *exchange) *policy.Input {
 	}
 	return &policy.Input{
 		Action:    action,
-		Route:     string(x.t.route),
+		Route:     string(x.t.Route),
 		SessionID: x.sessionID,
-		Tenant:    x.t.tenant,
+		Tenant:    x.t.Tenant,
 		Request: policy.Request{
 			ID:       x.requestID,
 			Method:   r.Method,

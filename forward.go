@@ -70,7 +70,7 @@ func (x *exchange) observeUpstream(held *heldResponse, upStart time.Time) {
 	up.Duration = time.Since(upStart)
 	up.Status = held.status
 	up.ContentType = held.Header().Get("Content-Type")
-	guardMetrics.upstreamSeconds.WithLabelValues(string(x.t.route)).Observe(up.Duration.Seconds())
+	guardMetrics.upstreamSeconds.WithLabelValues(string(x.t.Route)).Observe(up.Duration.Seconds())
 	held.Header().Set("X-Request-Id", x.requestID)
 }
 

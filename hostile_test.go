@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/resetguard/caddy-resetguard/internal/classify/soaptest"
 )
 
 // errReader fails every read, as a body read interrupted by a deadline
@@ -60,43 +62,43 @@ func TestHostileRequests(t *testing.T) {
 			body: errReader{os.ErrDeadlineExceeded}, length: 20, wantStatus: 408, wantReason: "request_body_timeout", wantAudit: true},
 		{name: "agents body read fails", path: "/api/v1/Agents/Chat/ResetChatSession", header: map[string]string{"Content-Type": "application/json"},
 			body: errReader{io.ErrUnexpectedEOF}, length: 20, wantStatus: 400, wantReason: "request_body_unreadable", wantAudit: true},
-		{name: "soap reset allowed", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action, "Content-Type": ctSOAP11},
-			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 200, wantForward: true, wantAudit: true},
-		{name: "soap 1.2 reset denied", path: "/Cust1/Remote/Services88/Chat.svc", user: "mallory", header: map[string]string{"Content-Type": ctSOAP12},
-			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 403, wantReason: "mallory_refused", wantAudit: true},
-		{name: "soap reset without credentials", path: "/Remote/Services88/Chat.svc", user: "-", header: map[string]string{"SOAPAction": soap11Action},
-			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 401, wantReason: "missing_credentials", wantAudit: true},
-		{name: "soap reset by GET", method: http.MethodGet, path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action},
-			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 405, wantReason: "method_not_allowed", wantAudit: true},
-		{name: "soap ticket in the envelope", path: "/Remote/Services88/Chat.svc", user: "-", header: map[string]string{"SOAPAction": soap11Action},
-			body: strings.NewReader(soapEnvelope(`<Credentials xmlns="`+soapNS+`"><Ticket>7T:dGlja2V0</Ticket></Credentials>`, resetOp("427"))), wantStatus: 200, wantForward: true, wantAudit: true},
+		{name: "soap reset allowed", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soaptest.ResetAction, "Content-Type": soaptest.ContentType11},
+			body: strings.NewReader(soaptest.Envelope("", soaptest.Reset("427"))), wantStatus: 200, wantForward: true, wantAudit: true},
+		{name: "soap 1.2 reset denied", path: "/Cust1/Remote/Services88/Chat.svc", user: "mallory", header: map[string]string{"Content-Type": soaptest.ContentType12},
+			body: strings.NewReader(soaptest.Envelope("", soaptest.Reset("427"))), wantStatus: 403, wantReason: "mallory_refused", wantAudit: true},
+		{name: "soap reset without credentials", path: "/Remote/Services88/Chat.svc", user: "-", header: map[string]string{"SOAPAction": soaptest.ResetAction},
+			body: strings.NewReader(soaptest.Envelope("", soaptest.Reset("427"))), wantStatus: 401, wantReason: "missing_credentials", wantAudit: true},
+		{name: "soap reset by GET", method: http.MethodGet, path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soaptest.ResetAction},
+			body: strings.NewReader(soaptest.Envelope("", soaptest.Reset("427"))), wantStatus: 405, wantReason: "method_not_allowed", wantAudit: true},
+		{name: "soap ticket in the envelope", path: "/Remote/Services88/Chat.svc", user: "-", header: map[string]string{"SOAPAction": soaptest.ResetAction},
+			body: strings.NewReader(soaptest.Envelope(`<Credentials xmlns="`+soaptest.NS+`"><Ticket>7T:dGlja2V0</Ticket></Credentials>`, soaptest.Reset("427"))), wantStatus: 200, wantForward: true, wantAudit: true},
 		// The backend authenticates the envelope, the guard would have
 		// decided on the header: refused.
-		{name: "soap ticket in the envelope and an Authorization header", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action},
-			body: strings.NewReader(soapEnvelope(`<Credentials xmlns="`+soapNS+`"><Ticket>7T:dGlja2V0</Ticket></Credentials>`, resetOp("427"))), wantStatus: 401, wantReason: "duplicate_authorization", wantAudit: true},
-		{name: "soap user and password in the envelope", path: "/Remote/Services88/Chat.svc", user: "-", header: map[string]string{"SOAPAction": soap11Action},
-			body: strings.NewReader(soapEnvelope(`<Credentials xmlns="`+soapNS+`"><Username>u</Username><Password>p</Password></Credentials>`, resetOp("427"))), wantStatus: 401, wantReason: "malformed_authorization", wantAudit: true},
-		{name: "soap other operation passes with its body", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
-			body: strings.NewReader(soapEnvelope("", getOp("427"))), wantStatus: 200, wantForward: true},
-		{name: "soap chunked other operation passes", path: "/Remote/Services88/Chat.svc", length: -1, header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
-			body: strings.NewReader(soapEnvelope("", getOp("427"))), wantStatus: 200, wantForward: true},
+		{name: "soap ticket in the envelope and an Authorization header", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soaptest.ResetAction},
+			body: strings.NewReader(soaptest.Envelope(`<Credentials xmlns="`+soaptest.NS+`"><Ticket>7T:dGlja2V0</Ticket></Credentials>`, soaptest.Reset("427"))), wantStatus: 401, wantReason: "duplicate_authorization", wantAudit: true},
+		{name: "soap user and password in the envelope", path: "/Remote/Services88/Chat.svc", user: "-", header: map[string]string{"SOAPAction": soaptest.ResetAction},
+			body: strings.NewReader(soaptest.Envelope(`<Credentials xmlns="`+soaptest.NS+`"><Username>u</Username><Password>p</Password></Credentials>`, soaptest.Reset("427"))), wantStatus: 401, wantReason: "malformed_authorization", wantAudit: true},
+		{name: "soap other operation passes with its body", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soaptest.Action("GetChatSessionEntity")},
+			body: strings.NewReader(soaptest.Envelope("", soaptest.Get("427"))), wantStatus: 200, wantForward: true},
+		{name: "soap chunked other operation passes", path: "/Remote/Services88/Chat.svc", length: -1, header: map[string]string{"SOAPAction": soaptest.Action("GetChatSessionEntity")},
+			body: strings.NewReader(soaptest.Envelope("", soaptest.Get("427"))), wantStatus: 200, wantForward: true},
 		{name: "soap WSDL passes", method: http.MethodGet, path: "/Remote/Services88/Chat.svc", body: http.NoBody, wantStatus: 200, wantForward: true},
 		{name: "soap preflight passes", method: http.MethodOptions, path: "/Remote/Services88/Chat.svc", body: http.NoBody, wantStatus: 200, wantForward: true},
 		// Only a POST reaches a WCF operation: the method is refused
 		// before the (undeterminable) operation is.
 		{name: "soap bodiless DELETE refused", method: http.MethodDelete, path: "/Remote/Services88/Chat.svc", body: http.NoBody, wantStatus: 405, wantReason: "method_not_allowed", wantAudit: true},
-		{name: "soap header and body disagree", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
-			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 400, wantReason: "soap_action_ambiguous", wantAudit: true},
+		{name: "soap header and body disagree", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soaptest.Action("GetChatSessionEntity")},
+			body: strings.NewReader(soaptest.Envelope("", soaptest.Reset("427"))), wantStatus: 400, wantReason: "soap_action_ambiguous", wantAudit: true},
 		{name: "soap no action, garbage body", path: "/Remote/Services88/Chat.svc", body: strings.NewReader("hello"), wantStatus: 400, wantReason: "soap_envelope_invalid", wantAudit: true},
-		{name: "soap billion laughs", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action},
+		{name: "soap billion laughs", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soaptest.ResetAction},
 			body:       strings.NewReader(`<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><Envelope><Body><ResetChatSession><ChatSessionId>&b;</ChatSessionId></ResetChatSession></Body></Envelope>`),
 			wantStatus: 400, wantReason: "xml_dtd_refused", wantAudit: true},
-		{name: "soap body past the bound", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
-			body: strings.NewReader(soapEnvelope("", getOp(strings.Repeat("1", 70000)))), wantStatus: 413, wantReason: "request_body_too_large", wantAudit: true},
-		{name: "soap body read times out", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soapAction("GetChatSessionEntity")},
+		{name: "soap body past the bound", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soaptest.Action("GetChatSessionEntity")},
+			body: strings.NewReader(soaptest.Envelope("", soaptest.Get(strings.Repeat("1", 70000)))), wantStatus: 413, wantReason: "request_body_too_large", wantAudit: true},
+		{name: "soap body read times out", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soaptest.Action("GetChatSessionEntity")},
 			body: errReader{os.ErrDeadlineExceeded}, length: 100, wantStatus: 408, wantReason: "request_body_timeout", wantAudit: true},
-		{name: "soap reset with a method override", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soap11Action, "X-HTTP-Method-Override": "GET"},
-			body: strings.NewReader(soapEnvelope("", resetOp("427"))), wantStatus: 400, wantReason: "method_override_refused", wantAudit: true},
+		{name: "soap reset with a method override", path: "/Remote/Services88/Chat.svc", header: map[string]string{"SOAPAction": soaptest.ResetAction, "X-HTTP-Method-Override": "GET"},
+			body: strings.NewReader(soaptest.Envelope("", soaptest.Reset("427"))), wantStatus: 400, wantReason: "method_override_refused", wantAudit: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,7 +48,7 @@ func (x *exchange) record(outcome, reason string) *audit.Record {
 		Status:      x.status,
 		Path:        x.r.URL.EscapedPath(),
 		SourceIP:    x.sourceIP,
-		Route:       string(x.t.route),
+		Route:       string(x.t.Route),
 		SessionID:   x.sessionID,
 		CredScheme:  string(x.cred.Scheme),
 		Fingerprint: x.fingerprint,
@@ -60,7 +60,7 @@ func (x *exchange) record(outcome, reason string) *audit.Record {
 	// Who is calling, from the most specific fact known: the principal
 	// over the credential over the path's tenant.
 	rec.UserName = x.cred.Username
-	rec.UserDomain = firstNonEmpty(x.cred.Tenant, x.t.tenant)
+	rec.UserDomain = firstNonEmpty(x.cred.Tenant, x.t.Tenant)
 	if p := x.principal; p != nil {
 		if p.AssociateID != 0 {
 			rec.UserID = audit.FormatID(int32(p.AssociateID))

@@ -1,14 +1,9 @@
 package resetguard
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,22 +12,19 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/credential"
+	"github.com/resetguard/caddy-resetguard/internal/classify"
 	"github.com/resetguard/caddy-resetguard/internal/refusal"
 	"github.com/resetguard/caddy-resetguard/session"
 )
 
-// methodOverrideHeaders let a client ask a framework to treat a request
-// as another method; on a reset route they are refused, not interpreted.
-var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
-
 // ServeHTTP passes every request that cannot reach Reset straight on, and
 // guards the rest.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	t := classify(r.URL.EscapedPath())
-	switch t.route {
-	case RouteNone:
+	t := classify.Path(r.URL.EscapedPath())
+	switch t.Route {
+	case classify.None:
 		return next.ServeHTTP(w, r)
-	case RouteSOAP:
+	case classify.SOAP:
 		pre, pass := h.inspectSOAP(w, r)
 		if pass {
 			return next.ServeHTTP(w, r)
@@ -42,80 +34,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.guard(w, r, next, t, nil)
 }
 
-// bodyCheck is the outcome of reading a request body before the guard
-// runs: the session id, or the refusal.
-type bodyCheck struct {
-	id     int32
-	status int
-	reason string
-	msg    string
-	// envelopeCred: the SOAP envelope carries Credentials, which the
-	// backend authenticates instead of HTTP headers; envelopeTicket is
-	// its one Ticket, "" when the Credentials are not exactly that.
-	envelopeCred   bool
-	envelopeTicket string
+// soapCheck is what inspectSOAP learned of a Chat.svc call that does not
+// pass: the call, or its refusal, which the session-id step answers so
+// that the method is refused first.
+type soapCheck struct {
+	call    *classify.SOAPCall
+	refused *refusal.Refusal
 }
 
 // inspectSOAP decides whether a request on the Chat.svc path is a
-// ResetChatSession call. pass is true for another operation (its body
-// restored for the backend) and for bodiless GET/HEAD/OPTIONS requests
-// such as the WSDL, which cannot carry an operation; everything else goes
-// to the guard with the session id or the reason it is refused.
-func (h *Handler) inspectSOAP(w http.ResponseWriter, r *http.Request) (pre *bodyCheck, pass bool) {
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions) && r.ContentLength == 0 &&
-		len(r.TransferEncoding) == 0 && !hasMethodOverride(r) {
+// ResetChatSession call (classify.InspectSOAP, with this handler's body
+// bounds). pass is true for a request that goes on unguarded; everything
+// else goes to the guard with the call or the reason it is refused.
+func (h *Handler) inspectSOAP(w http.ResponseWriter, r *http.Request) (pre *soapCheck, pass bool) {
+	call, pass, ref := classify.InspectSOAP(w, r, h.MaxRequestBody, time.Duration(h.RequestBodyTimeout))
+	if pass {
 		return nil, true
 	}
-	body, status, reason, msg := h.bufferBody(w, r)
-	if status != 0 {
-		return &bodyCheck{status: status, reason: reason, msg: msg}, false
-	}
-	reset, id, err := classifySOAP(soapRequest{
-		actions:     r.Header.Values("SOAPAction"),
-		contentType: r.Header.Get("Content-Type"),
-		pathInfo:    soapPathInfo(r.URL.EscapedPath()),
-		body:        body,
-	})
-	switch {
-	case errors.Is(err, errXMLDTD):
-		return &bodyCheck{status: http.StatusBadRequest, reason: "xml_dtd_refused", msg: "XML document type declarations are not accepted"}, false
-	case errors.Is(err, errSOAPAmbiguous):
-		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_action_ambiguous", msg: "the SOAP action headers and the envelope disagree about ResetChatSession"}, false
-	case errors.Is(err, errSOAPEnvelope):
-		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_envelope_invalid", msg: "the operation of this Chat service call cannot be determined"}, false
-	case errors.Is(err, errBadSessionID):
-		return &bodyCheck{status: http.StatusBadRequest, reason: "bad_session_id", msg: "the ResetChatSession envelope holds no single valid ChatSessionId"}, false
-	case err != nil:
-		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_envelope_invalid", msg: "the operation of this Chat service call cannot be determined"}, false
-	case !reset:
-		return nil, true
-	}
-	ticket, present, err := envelopeTicket(body)
-	if err != nil && !errors.Is(err, errSOAPCredentials) {
-		return &bodyCheck{status: http.StatusBadRequest, reason: "soap_envelope_invalid", msg: "the operation of this Chat service call cannot be determined"}, false
-	}
-	return &bodyCheck{id: id, envelopeCred: present, envelopeTicket: ticket}, false
-}
-
-// soapPathInfo returns the normalised segments after the Chat.svc
-// segment: WCF path info selecting an endpoint.
-func soapPathInfo(escapedPath string) []string {
-	segs := normalisePath(escapedPath)
-	for i, s := range segs {
-		if isChatService(s) {
-			return segs[i+1:]
-		}
-	}
-	return nil
-}
-
-func hasMethodOverride(r *http.Request) bool {
-	for _, name := range methodOverrideHeaders {
-		if _, ok := r.Header[name]; ok {
-			return true
-		}
-	}
-	return false
+	return &soapCheck{call: call, refused: ref}, false
 }
 
 // Values of the {http.reset_guard.decision} placeholder.
@@ -138,9 +74,9 @@ const (
 type exchange struct {
 	w http.ResponseWriter
 	r *http.Request
-	t target
+	t classify.Target
 	// pre is the body already read and judged (SOAP route), or nil.
-	pre *bodyCheck
+	pre *soapCheck
 
 	start     time.Time
 	requestID string
@@ -190,7 +126,7 @@ var steps = []step{
 
 // guard runs steps 2 to 8 of DESIGN.md §1 for a request classified as a
 // reset.
-func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, t target, pre *bodyCheck) error {
+func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, t classify.Target, pre *soapCheck) error {
 	x := h.newExchange(w, r, t, pre)
 	defer h.recordPanic(x)
 	for _, s := range steps {
@@ -202,7 +138,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	return h.forward(x, next)
 }
 
-func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, t target, pre *bodyCheck) *exchange {
+func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, t classify.Target, pre *soapCheck) *exchange {
 	x := &exchange{w: w, r: r, t: t, pre: pre, start: time.Now(), verdict: verdictRefused,
 		requestID: requestID(r), sourceIP: clientIP(r)}
 	// One id ties the client's view, the backend's logs and the audit
@@ -248,7 +184,7 @@ func (h *Handler) checkAudit(x *exchange) *refusal.Refusal {
 
 // checkMethod: only a plain POST reaches Reset.
 func (h *Handler) checkMethod(x *exchange) *refusal.Refusal {
-	if hasMethodOverride(x.r) {
+	if classify.MethodOverride(x.r.Header) {
 		return refusal.New(http.StatusBadRequest, refusal.MethodOverrideRefused,
 			"method override headers are not accepted on a reset route")
 	}
@@ -281,25 +217,26 @@ func (h *Handler) authenticate(x *exchange) *refusal.Refusal {
 // that ticket as Authorization.
 func (h *Handler) credential(x *exchange) (credential.Credential, http.Header, error) {
 	r := x.r
-	if x.pre == nil || !x.pre.envelopeCred {
-		cred, err := credential.Parse(r, h.credOpts, x.t.tenant)
+	if x.pre == nil || x.pre.call == nil || !x.pre.call.EnvelopeCredentials {
+		cred, err := credential.Parse(r, h.credOpts, x.t.Tenant)
 		return cred, r.Header, err
 	}
-	if x.pre.envelopeTicket == "" {
+	ticket := x.pre.call.EnvelopeTicket
+	if ticket == "" {
 		return credential.Credential{}, nil, &credential.Failure{Reason: refusal.MalformedAuthorization}
 	}
-	cred, err := credential.FromSOAPTicket(r, h.credOpts, x.pre.envelopeTicket)
+	cred, err := credential.FromSOAPTicket(r, h.credOpts, ticket)
 	if err != nil {
 		return cred, nil, err
 	}
 	hdr := r.Header.Clone()
-	hdr.Set(credential.HeaderAuthorization, "SoTicket "+x.pre.envelopeTicket)
+	hdr.Set(credential.HeaderAuthorization, "SoTicket "+ticket)
 	return cred, hdr, nil
 }
 
 // identify establishes who is calling, for the policy and the record.
 func (h *Handler) identify(x *exchange) *refusal.Refusal {
-	p, fail := h.id.principal(x.r.Context(), h.fingerprint, x.cred, x.t.prefix, x.credHeader)
+	p, fail := h.id.principal(x.r.Context(), h.fingerprint, x.cred, x.t.Prefix, x.credHeader)
 	if fail != nil {
 		h.logger.Warn("caller identity not established; refusing", zap.String("request_id", x.requestID),
 			zap.String("reason", fail.reason), zap.Error(fail.err))
@@ -317,7 +254,7 @@ func (h *Handler) lookupSession(x *exchange) *refusal.Refusal {
 	if h.lookup == nil {
 		return nil
 	}
-	s, err := h.lookup.Fetch(x.r.Context(), x.t.prefix, x.sessionID, x.credHeader)
+	s, err := h.lookup.Fetch(x.r.Context(), x.t.Prefix, x.sessionID, x.credHeader)
 	if err != nil {
 		h.logger.Warn("session lookup failed; refusing", zap.String("request_id", x.requestID), zap.Error(err))
 		var le *session.Error
@@ -333,104 +270,23 @@ func (h *Handler) lookupSession(x *exchange) *refusal.Refusal {
 // readSessionID finds the session id the request asks to reset: from
 // the path (REST), the envelope already read (SOAP) or the body (Agents).
 func (h *Handler) readSessionID(x *exchange) *refusal.Refusal {
+	var id int32
+	var ref *refusal.Refusal
 	switch {
-	case x.t.route == RouteREST:
-		id, err := parseSessionID(x.t.idSegment)
-		if err != nil {
-			return refusal.New(http.StatusBadRequest, refusal.BadSessionID, err.Error())
-		}
-		x.sessionID = id
-		return nil
+	case x.t.Route == classify.REST:
+		id, ref = classify.PathSessionID(x.t.IDSegment)
+	case x.pre != nil && x.pre.refused != nil:
+		ref = x.pre.refused
 	case x.pre != nil:
-		if x.pre.status != 0 {
-			return refusal.New(x.pre.status, x.pre.reason, x.pre.msg)
-		}
-		x.sessionID = x.pre.id
-		return nil
+		id = x.pre.call.SessionID
+	default:
+		id, ref = classify.AgentsSessionID(x.w, x.r, h.MaxRequestBody, time.Duration(h.RequestBodyTimeout))
 	}
-	r := x.r
-	if queryNamesSessionID(r.URL.RawQuery) {
-		// The guard reads the id from the body; a second one in the query
-		// string, which a model binder might prefer, is ambiguity.
-		return refusal.New(http.StatusBadRequest, refusal.BadSessionID, "ChatSessionId must be given in the body only, not in the query string")
-	}
-	body, status, reason, msg := h.bufferBody(x.w, r)
-	if status != 0 {
-		return refusal.New(status, reason, msg)
-	}
-	id, err := sessionIDFromBody(r.Header.Get("Content-Type"), body)
-	switch {
-	case errors.Is(err, errUnsupportedBody):
-		return refusal.New(http.StatusUnsupportedMediaType, refusal.UnsupportedMediaType, "the request body must be JSON, XML or form-encoded")
-	case errors.Is(err, errXMLDTD):
-		return refusal.New(http.StatusBadRequest, refusal.XMLDTDRefused, "XML document type declarations are not accepted")
-	case errors.Is(err, errBadSessionID):
-		return refusal.New(http.StatusBadRequest, refusal.BadSessionID, err.Error())
-	case err != nil:
-		return refusal.New(http.StatusBadRequest, refusal.BadSessionID, "the request body holds no single valid ChatSessionId")
+	if ref != nil {
+		return ref
 	}
 	x.sessionID = id
 	return nil
-}
-
-// queryNamesSessionID reports whether a query string has a parameter a
-// model binder could take for ChatSessionId: the name itself or a
-// prefixed one (request.ChatSessionId), in any case, encoded or not.
-func queryNamesSessionID(rawQuery string) bool {
-	if rawQuery == "" {
-		return false
-	}
-	for _, part := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
-		name, _, _ := strings.Cut(part, "=")
-		if n, err := url.QueryUnescape(name); err == nil {
-			name = n
-		}
-		name = strings.TrimSpace(name)
-		if len(name) >= len(agentsIDField) && strings.EqualFold(name[len(name)-len(agentsIDField):], agentsIDField) {
-			return true
-		}
-	}
-	return false
-}
-
-// bufferBody reads a reset route's request body, bounded in size
-// (MaxRequestBody) and time (RequestBodyTimeout, so a client that
-// declares a body and never sends it cannot hold the guard), and
-// restores it for the backend exactly as the client sent it.
-func (h *Handler) bufferBody(w http.ResponseWriter, r *http.Request) (body []byte, status int, reason, msg string) {
-	if r.ContentLength > h.MaxRequestBody {
-		return nil, http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
-	}
-	// A deadline on the connection interrupts a read blocked on a silent
-	// client; Caddy's idle-timeout reader takes it as a ceiling. A writer
-	// that cannot set deadlines (tests) falls back to the server's own
-	// timeouts.
-	rc := http.NewResponseController(w)
-	deadlineSet := rc.SetReadDeadline(time.Now().Add(time.Duration(h.RequestBodyTimeout))) == nil
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxRequestBody+1))
-	if deadlineSet {
-		_ = rc.SetReadDeadline(time.Time{})
-	}
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
-			// The connection's read side is spent: it cannot carry
-			// another request.
-			w.Header().Set("Connection", "close")
-			return nil, http.StatusRequestTimeout, "request_body_timeout", "the request body did not arrive in time"
-		}
-		return nil, http.StatusBadRequest, "request_body_unreadable", "the request body could not be read"
-	}
-	if int64(len(body)) > h.MaxRequestBody {
-		return nil, http.StatusRequestEntityTooLarge, "request_body_too_large", "the request body is larger than the guard reads"
-	}
-	// The backend must receive the body exactly as the client sent it.
-	_ = r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
-	return body, 0, "", ""
 }
 
 // requestID is the client's X-Request-Id when it is well-formed, so that
