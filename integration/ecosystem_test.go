@@ -1,45 +1,16 @@
-package resetguard_test
+package integration_test
 
-// Integration tests of how the guard fits Caddy: placeholders for later
-// handlers, refusals restyled by handle_errors, XML refusals, the admin
-// status route and the Prometheus metrics. They use the shared gateway
-// of integration_test.go (sites 9091 and 9092 are theirs).
+// How the guard fits Caddy: placeholders for later handlers, refusals
+// restyled by handle_errors, XML refusals, the admin status route and the
+// Prometheus metrics.
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 )
-
-// post sends a reset for session id to base with the given credential
-// and extra headers, and returns the response and its body.
-func post(t *testing.T, base, path, auth string, header map[string]string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+path, http.NoBody)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
-}
 
 // TestPlaceholdersInHeaders: a deferred header directive copies the
 // {http.reset_guard.*} placeholders into the response, for allowed and
@@ -93,7 +64,7 @@ func TestPlaceholdersInHeaders(t *testing.T) {
 func TestRefusalRestyledByHandleErrors(t *testing.T) {
 	g := startGateway(t)
 	g.newAuditLines(t)
-	resp, body := post(t, handleErrorsURL, "/api/v1/ChatSession/427/Reset", basic("mallory", "hunter2"), nil)
+	resp, body := post(t, handleErrorsURL, restReset, basic("mallory", "hunter2"), nil)
 	id := resp.Header.Get("X-Request-Id")
 	want := fmt.Sprintf("refused 403 AccessDeniedException reasons=mallory_refused id=%s", id)
 	if resp.StatusCode != 403 || string(body) != want || id == "" {
@@ -102,7 +73,7 @@ func TestRefusalRestyledByHandleErrors(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("Content-Type %q: the error route's, not the guard's", ct)
 	}
-	resp, body = post(t, handleErrorsURL, "/api/v1/ChatSession/427/Reset", "", nil)
+	resp, body = post(t, handleErrorsURL, restReset, "", nil)
 	if resp.StatusCode != 401 || !strings.Contains(string(body), "reasons=missing_credentials") || len(resp.Header.Values("WWW-Authenticate")) == 0 {
 		t.Errorf("unauthenticated: %d %q, challenges %q", resp.StatusCode, body, resp.Header.Values("WWW-Authenticate"))
 	}
@@ -110,7 +81,7 @@ func TestRefusalRestyledByHandleErrors(t *testing.T) {
 		t.Errorf("%d audit records, want 2", len(recs))
 	}
 	// Allowed resets are untouched by the error route.
-	if resp, _ := post(t, handleErrorsURL, "/api/v1/ChatSession/427/Reset", basic("bot", "hunter2"), nil); resp.StatusCode != 200 {
+	if resp, _ := post(t, handleErrorsURL, restReset, basic("bot", "hunter2"), nil); resp.StatusCode != 200 {
 		t.Errorf("allowed reset: %d", resp.StatusCode)
 	}
 	g.newAuditLines(t)
@@ -120,7 +91,7 @@ func TestRefusalRestyledByHandleErrors(t *testing.T) {
 // XML.
 func TestRefusalAsXML(t *testing.T) {
 	g := startGateway(t)
-	resp, body := post(t, gatewayURL, "/api/v1/ChatSession/427/Reset", basic("mallory", "hunter2"), map[string]string{"Accept": "application/xml"})
+	resp, body := post(t, gatewayURL, restReset, basic("mallory", "hunter2"), map[string]string{"Accept": "application/xml"})
 	g.newAuditLines(t)
 	var eb struct {
 		XMLName      xml.Name
@@ -142,59 +113,14 @@ func TestRefusalAsXML(t *testing.T) {
 	}
 }
 
-// adminStatus is the part of GET /reset_guard/status the tests read.
-type adminStatus struct {
-	Handlers []struct {
-		Instance uint64
-		Name     string
-		Policy   struct {
-			Query, Revision, Remote string
-			Ready                   bool
-			DryRun                  bool `json:"dry_run"`
-			Bundle                  *struct {
-				Activations, Rejections int64
-				LastActivation          string `json:"last_activation"`
-				LastError               string `json:"last_error"`
-			}
-		}
-		Audit struct {
-			Logger string
-			File   *struct {
-				Path    string
-				Healthy bool
-				Error   string
-			}
-		}
-		Requests struct{ Allowed, Denied map[string]int64 }
-	}
-}
-
-func getStatus(t *testing.T) adminStatus {
-	t.Helper()
-	resp, err := client.Get("http://localhost:2999/reset_guard/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		t.Fatalf("status route: %d %s", resp.StatusCode, body)
-	}
-	var st adminStatus
-	if err := json.Unmarshal(body, &st); err != nil {
-		t.Fatalf("status body: %v: %s", err, body)
-	}
-	return st
-}
-
 // TestAdminStatus: the admin route lists every live handler with its
 // policy revision, bundle history, audit sink health and request counts.
 func TestAdminStatus(t *testing.T) {
 	g := startGateway(t)
 	before := getStatus(t)
-	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", basic("bot", "hunter2"), nil)
-	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", basic("mallory", "hunter2"), nil)
-	post(t, bundleURL1, "/api/v1/ChatSession/427/Reset", basic("bot", "hunter2"), nil)
+	post(t, placeholdersURL, restReset, basic("bot", "hunter2"), nil)
+	post(t, placeholdersURL, restReset, basic("mallory", "hunter2"), nil)
+	post(t, bundleURL1, restReset, basic("bot", "hunter2"), nil)
 	g.newAuditLines(t)
 	st := getStatus(t)
 	if len(st.Handlers) < 13 {
@@ -216,18 +142,7 @@ func TestAdminStatus(t *testing.T) {
 		switch {
 		case h.Name == "placeholders":
 			named++
-			var prev map[string]int64
-			for _, b := range before.Handlers {
-				if b.Instance == h.Instance {
-					prev = b.Requests.Allowed
-					if got, was := h.Requests.Denied["failure"], b.Requests.Denied["failure"]; got != was+1 {
-						t.Errorf("denied count %d, was %d: want one more", got, was)
-					}
-				}
-			}
-			if prev == nil || h.Requests.Allowed["success"] != prev["success"]+1 {
-				t.Errorf("allowed counts %v, were %v: want one more success", h.Requests.Allowed, prev)
-			}
+			checkPlaceholdersCounts(t, before, h.Instance, h.Requests.Allowed, h.Requests.Denied)
 		case h.Policy.Remote != "":
 			remote++
 			b := h.Policy.Bundle
@@ -244,14 +159,27 @@ func TestAdminStatus(t *testing.T) {
 	if named != 1 || remote != 2 || durable < 2 {
 		t.Errorf("named %d, remote %d, durable %d: want 1, 2 and at least 2", named, remote, durable)
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://localhost:2999/reset_guard/status", http.NoBody)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
+	req, _ := http.NewRequest(http.MethodPost, adminURL+"/reset_guard/status", http.NoBody)
+	if resp, _ := doRequest(t, req); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST status route: %d, want 405", resp.StatusCode)
+	}
+}
+
+// checkPlaceholdersCounts: the placeholders instance counted one more
+// allowed success and one more denied failure than in before.
+func checkPlaceholdersCounts(t *testing.T, before adminStatus, instance uint64, allowed, denied map[string]int64) {
+	t.Helper()
+	var prev map[string]int64
+	for _, b := range before.Handlers {
+		if b.Instance == instance {
+			prev = b.Requests.Allowed
+			if got, was := denied["failure"], b.Requests.Denied["failure"]; got != was+1 {
+				t.Errorf("denied count %d, was %d: want one more", got, was)
+			}
+		}
+	}
+	if prev == nil || allowed["success"] != prev["success"]+1 {
+		t.Errorf("allowed counts %v, were %v: want one more success", allowed, prev)
 	}
 }
 
@@ -260,12 +188,12 @@ func TestAdminStatus(t *testing.T) {
 func TestMetricsExported(t *testing.T) {
 	g := startGateway(t)
 	before := scrape(t)
-	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", basic("bot", "hunter2"), nil)
-	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", basic("mallory", "hunter2"), nil)
-	post(t, placeholdersURL, "/api/v1/ChatSession/427/Reset", "", nil)
-	post(t, lookupPURL, "/api/v1/ChatSession/427/Reset", "SoTicket 7T:dW5rbm93bg==", nil) // unknown: a miss, not cached
-	post(t, lookupPURL, "/api/v1/ChatSession/427/Reset", "SoTicket 7T:Ym90LXRpY2tldA==", nil)
-	post(t, lookupPURL, "/api/v1/ChatSession/427/Reset", "SoTicket 7T:Ym90LXRpY2tldA==", nil) // a hit at least
+	post(t, placeholdersURL, restReset, basic("bot", "hunter2"), nil)
+	post(t, placeholdersURL, restReset, basic("mallory", "hunter2"), nil)
+	post(t, placeholdersURL, restReset, "", nil)
+	post(t, lookupPURL, restReset, "SoTicket 7T:dW5rbm93bg==", nil) // unknown: a miss, not cached
+	post(t, lookupPURL, restReset, "SoTicket 7T:Ym90LXRpY2tldA==", nil)
+	post(t, lookupPURL, restReset, "SoTicket 7T:Ym90LXRpY2tldA==", nil) // a hit at least
 	g.newAuditLines(t)
 	after := scrape(t)
 	delta := func(k string) float64 { return after[k] - before[k] }

@@ -1,15 +1,14 @@
-package resetguard_test
+package integration_test
 
-// Durable audit integration: a real Caddy writes hash-chained records to
-// real files under load, through a failing disk and through rotation; the
-// chain is then verified with the same code as `resetguard audit verify`.
+// Durable audit: a real Caddy writes hash-chained records to real files
+// under load, through a failing disk and through rotation; the chain is
+// then verified with the same code as `resetguard audit verify`.
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -25,61 +24,6 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 )
-
-const (
-	durableURL = "http://localhost:9089" // audit file with fsync interval
-	rotateURL  = "http://localhost:9090" // audit file rotated at 32 KiB
-)
-
-// auditFixture holds the directories of the durable audit sites.
-type auditFixture struct {
-	durableDir, rotateDir string
-}
-
-func newAuditFixture(t *testing.T, base string) *auditFixture {
-	t.Helper()
-	f := &auditFixture{durableDir: filepath.Join(base, "durable"), rotateDir: filepath.Join(base, "rotate")}
-	for _, d := range []string{f.durableDir, f.rotateDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return f
-}
-
-func (f *auditFixture) sites(policyDir, upstream string) string {
-	return fmt.Sprintf(`
-http://localhost:9089 {
-	reset_guard {
-		policy %[1]s {
-			query data.resetguard.test.decision
-			timeout 2s
-		}
-		audit {
-			file %[2]s {
-				fsync interval 50ms
-			}
-		}
-	}
-	reverse_proxy %[4]s
-}
-http://localhost:9090 {
-	reset_guard {
-		policy %[1]s {
-			query data.resetguard.test.decision
-			timeout 2s
-		}
-		audit {
-			file %[3]s {
-				fsync never
-				max_size 32KiB
-			}
-		}
-	}
-	reverse_proxy %[4]s
-}
-`, policyDir, filepath.Join(f.durableDir, "audit.log"), filepath.Join(f.rotateDir, "audit.log"), upstream)
-}
 
 // chainFiles lists a sink's files in chain order: rotated files by name,
 // then the live file.
@@ -114,6 +58,19 @@ func countLines(t *testing.T, paths []string) int {
 	return n
 }
 
+// verifyChain fails the test unless the files form one intact chain;
+// when says at which point of the test.
+func verifyChain(t *testing.T, when string, files []string) {
+	t.Helper()
+	rep, err := audit.VerifyFiles(nil, files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.FirstProblem != nil {
+		t.Fatalf("chain broken %s: %+v", when, *rep.FirstProblem)
+	}
+}
+
 // resetOnce sends one reset; user decides allow (bot) or deny (mallory);
 // delay makes the backend slow; timeout makes the client give up that long
 // after the request is on the wire. (Counting from the start instead, a
@@ -129,7 +86,7 @@ func resetOnce(base, user, caseID string, delay bool, timeout time.Duration) (in
 			WroteRequest: func(httptrace.WroteRequestInfo) { time.AfterFunc(timeout, cancel) },
 		})
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/ChatSession/427/Reset", http.NoBody)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+restReset, http.NoBody)
 	if err != nil {
 		return 0, err
 	}
@@ -157,13 +114,48 @@ func TestDurableAuditUnderLoad(t *testing.T) {
 	}
 	g := startGateway(t)
 	const total, workers = 5000, 64
-	files := chainFiles(t, g.audit.durableDir)
-	before := countLines(t, files)
-
-	var next atomic.Int64
-	var cancelled, failed atomic.Int64
-	var wg sync.WaitGroup
+	before := countLines(t, chainFiles(t, g.durableDir))
 	start := time.Now()
+	cancelled := sendDurableLoad(t, total, workers)
+	elapsed := time.Since(start)
+	t.Logf("%d requests in %s (%.0f req/s), %d abandoned by their client", total, elapsed.Round(time.Millisecond),
+		float64(total)/elapsed.Seconds(), cancelled)
+
+	// Abandoned requests finish on the gateway after their client left;
+	// wait for their records (the backend's delay is 300ms).
+	files := chainFiles(t, g.durableDir)
+	deadline := time.Now().Add(10 * time.Second)
+	for countLines(t, files)-before < total && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := countLines(t, files) - before; got != total {
+		t.Fatalf("%d records for %d requests, want exactly one each", got, total)
+	}
+	verifyChain(t, "under load", files)
+
+	// A request abandoned by its client may be cancelled before the proxy
+	// reaches the backend (its record says allowed, then client_gone), or
+	// after. So: no reset reaches the backend without an allowed record, and
+	// every allowed record that completed stands for one received reset.
+	allowed, gone := countAllowed(t, files)
+	got := len(g.backend.requests("load"))
+	if got > allowed || got < allowed-gone {
+		t.Fatalf("the backend received %d resets; want between %d completed and %d allowed records", got, allowed-gone, allowed)
+	}
+	if allowed-gone < total/2-cancelled {
+		t.Fatalf("%d completed allowed records, want at least %d", allowed-gone, total/2-cancelled)
+	}
+	t.Logf("%d records, chain verified, %d allowed (%d abandoned), %d resets at the backend", total, allowed, gone, got)
+}
+
+// sendDurableLoad sends total resets from workers clients to durableURL,
+// alternately allowed and denied, every 25th allowed one abandoned by its
+// client while the backend takes its time; it returns how many were
+// abandoned and fails the test if any other request failed.
+func sendDurableLoad(t *testing.T, total, workers int64) int {
+	t.Helper()
+	var next, cancelled, failed atomic.Int64
+	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -177,8 +169,6 @@ func TestDurableAuditUnderLoad(t *testing.T) {
 				if i%2 == 1 {
 					user = "mallory"
 				}
-				// Every 25th allowed request is abandoned by its client
-				// while the backend takes its time.
 				abandon := i%50 == 0
 				timeout := time.Duration(0)
 				if abandon {
@@ -197,36 +187,16 @@ func TestDurableAuditUnderLoad(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
 	if failed.Load() > 0 {
 		t.Fatalf("%d requests failed", failed.Load())
 	}
-	t.Logf("%d requests in %s (%.0f req/s), %d abandoned by their client", total, elapsed.Round(time.Millisecond),
-		float64(total)/elapsed.Seconds(), cancelled.Load())
+	return int(cancelled.Load())
+}
 
-	// Abandoned requests finish on the gateway after their client left;
-	// wait for their records (the backend's delay is 300ms).
-	files = chainFiles(t, g.audit.durableDir)
-	deadline := time.Now().Add(10 * time.Second)
-	for countLines(t, files)-before < total && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if got := countLines(t, files) - before; got != total {
-		t.Fatalf("%d records for %d requests, want exactly one each", got, total)
-	}
-	rep, err := audit.VerifyFiles(nil, files...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.FirstProblem != nil {
-		t.Fatalf("chain broken: %+v", *rep.FirstProblem)
-	}
-
-	// A request abandoned by its client may be cancelled before the proxy
-	// reaches the backend (its record says allowed, then client_gone), or
-	// after. So: no reset reaches the backend without an allowed record, and
-	// every allowed record that completed stands for one received reset.
-	allowed, gone := 0, 0
+// countAllowed counts the allowed records in files, and of them those
+// whose client left (client_gone).
+func countAllowed(t *testing.T, files []string) (allowed, gone int) {
+	t.Helper()
 	for _, p := range files {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -250,14 +220,7 @@ func TestDurableAuditUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	got := len(g.backend.requests("load"))
-	if got > allowed || got < allowed-gone {
-		t.Fatalf("the backend received %d resets; want between %d completed and %d allowed records", got, allowed-gone, allowed)
-	}
-	if allowed-gone < total/2-int(cancelled.Load()) {
-		t.Fatalf("%d completed allowed records, want at least %d", allowed-gone, total/2-int(cancelled.Load()))
-	}
-	t.Logf("%d records, chain verified, %d allowed (%d abandoned), %d resets at the backend", total, allowed, gone, got)
+	return allowed, gone
 }
 
 // TestDurableAuditFailureRefusesResets: while the audit file cannot be
@@ -265,21 +228,11 @@ func TestDurableAuditUnderLoad(t *testing.T) {
 // the disk is back, service resumes and the chain still verifies.
 func TestDurableAuditFailureRefusesResets(t *testing.T) {
 	g := startGateway(t)
-	dir := g.audit.durableDir
+	dir := g.durableDir
 	if code, err := resetOnce(durableURL, "bot", "fault-before", false, 0); err != nil || code != 200 {
 		t.Fatalf("before the fault: %d %v", code, err)
 	}
-
-	// Break the disk: the directory goes away and a regular file takes
-	// its name, so neither the open file's path nor a reopen works (this
-	// works as root, where a read-only mode would not stop writes).
-	moved := dir + ".moved"
-	if err := os.Rename(dir, moved); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	repair := breakDir(t, dir)
 	for i := range 5 {
 		code, err := resetOnce(durableURL, "bot", "fault-during", false, 0)
 		if err != nil || code != http.StatusServiceUnavailable {
@@ -291,25 +244,11 @@ func TestDurableAuditFailureRefusesResets(t *testing.T) {
 	}
 	// The operator sees it on the admin status route.
 	durablePath := filepath.Join(dir, "audit.log")
-	auditFileStatus := func() (healthy bool, errText string, found bool) {
-		for _, h := range getStatus(t).Handlers {
-			if f := h.Audit.File; f != nil && f.Path == durablePath {
-				return f.Healthy, f.Error, true
-			}
-		}
-		return false, "", false
-	}
-	if healthy, errText, found := auditFileStatus(); !found || healthy || errText == "" {
+	if healthy, errText, found := auditFileStatus(t, durablePath); !found || healthy || errText == "" {
 		t.Errorf("status during the fault: found %v, healthy %v, error %q; want unhealthy with the error", found, healthy, errText)
 	}
 
-	// Repair: the directory comes back with its files.
-	if err := os.Remove(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(moved, dir); err != nil {
-		t.Fatal(err)
-	}
+	repair()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		code, err := resetOnce(durableURL, "bot", "fault-after", false, 0)
@@ -321,16 +260,45 @@ func TestDurableAuditFailureRefusesResets(t *testing.T) {
 		}
 		time.Sleep(150 * time.Millisecond)
 	}
-	if healthy, errText, found := auditFileStatus(); !found || !healthy || errText != "" {
+	if healthy, errText, found := auditFileStatus(t, durablePath); !found || !healthy || errText != "" {
 		t.Errorf("status after the repair: found %v, healthy %v, error %q; want healthy", found, healthy, errText)
 	}
-	rep, err := audit.VerifyFiles(nil, chainFiles(t, dir)...)
-	if err != nil {
+	verifyChain(t, "after the fault", chainFiles(t, dir))
+}
+
+// breakDir breaks the disk under dir: the directory goes away and a
+// regular file takes its name, so neither the open file's path nor a
+// reopen works (this works as root, where a read-only mode would not stop
+// writes). The returned func brings the directory back with its files.
+func breakDir(t *testing.T, dir string) (repair func()) {
+	t.Helper()
+	moved := dir + ".moved"
+	if err := os.Rename(dir, moved); err != nil {
 		t.Fatal(err)
 	}
-	if rep.FirstProblem != nil {
-		t.Fatalf("chain broken after the fault: %+v", *rep.FirstProblem)
+	if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	return func() {
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(moved, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// auditFileStatus is what the admin status route says of the durable
+// audit file at path.
+func auditFileStatus(t *testing.T, path string) (healthy bool, errText string, found bool) {
+	t.Helper()
+	for _, h := range getStatus(t).Handlers {
+		if f := h.Audit.File; f != nil && f.Path == path {
+			return f.Healthy, f.Error, true
+		}
+	}
+	return false, "", false
 }
 
 // TestDurableAuditRotationUnderLoad: a 32 KiB rotation limit under 16-way
@@ -355,19 +323,13 @@ func TestDurableAuditRotationUnderLoad(t *testing.T) {
 	if failed.Load() > 0 {
 		t.Fatalf("%d requests failed", failed.Load())
 	}
-	files := chainFiles(t, g.audit.rotateDir)
+	files := chainFiles(t, g.rotateDir)
 	if len(files) < 3 {
 		t.Fatalf("only %d files: rotation did not happen", len(files))
 	}
 	if got := countLines(t, files); got != total {
 		t.Fatalf("%d records across %d files, want %d", got, len(files), total)
 	}
-	rep, err := audit.VerifyFiles(nil, files...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.FirstProblem != nil {
-		t.Fatalf("chain broken across rotation: %+v", *rep.FirstProblem)
-	}
+	verifyChain(t, "across rotation", files)
 	t.Logf("%d records in %d files, chain verified", total, len(files))
 }
