@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/resetguard/caddy-resetguard/credential"
+	// Aliased: refuse.go declares its own refusal type.
+	refusals "github.com/resetguard/caddy-resetguard/internal/refusal"
 	"github.com/resetguard/caddy-resetguard/policy"
 )
 
@@ -113,8 +115,8 @@ func (id *identity) principal(ctx context.Context, fp *credential.Fingerprinter,
 		claims, err := id.jwt.Verify(ctx, cred.BearerToken())
 		if err != nil {
 			reason := "invalid_token"
-			if f, ok := credential.AsFailure(err); ok {
-				reason = f.Reason
+			if f, ok := refusals.As(err); ok {
+				reason = f.Reason()
 			}
 			return nil, &identityFailure{status: http.StatusUnauthorized, reason: reason, invalid: true, err: err}
 		}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/credential"
+	// Aliased: refuse.go declares its own refusal type.
+	refusals "github.com/resetguard/caddy-resetguard/internal/refusal"
 	"github.com/resetguard/caddy-resetguard/policy"
 	"github.com/resetguard/caddy-resetguard/session"
 )
@@ -227,13 +229,13 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	// Step 3: credential.
 	cred, credHeader, err := h.credential(x)
 	if err != nil {
-		f, _ := credential.AsFailure(err)
-		for _, c := range credential.Challenges(h.credOpts, h.Realm, f) {
+		f, _ := refusals.As(err)
+		for _, c := range credential.Challenges(h.credOpts, h.Realm, f != nil && f.InvalidToken) {
 			w.Header().Add("WWW-Authenticate", c)
 		}
 		reason := "unauthenticated"
 		if f != nil {
-			reason = f.Reason
+			reason = f.Reason()
 		}
 		return h.refuse(x, http.StatusUnauthorized, reason, "valid credentials are required to reset a chat session")
 	}
@@ -251,7 +253,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		h.logger.Warn("caller identity not established; refusing", zap.String("request_id", x.rec.RequestID),
 			zap.String("reason", fail.reason), zap.Error(fail.err))
 		if fail.status == http.StatusUnauthorized {
-			for _, c := range credential.Challenges(h.credOpts, h.Realm, &credential.Failure{Reason: fail.reason, InvalidToken: fail.invalid}) {
+			for _, c := range credential.Challenges(h.credOpts, h.Realm, fail.invalid) {
 				w.Header().Add("WWW-Authenticate", c)
 			}
 		}
@@ -363,7 +365,7 @@ func (h *Handler) credential(x *exchange) (credential.Credential, http.Header, e
 		return cred, r.Header, err
 	}
 	if x.pre.envelopeTicket == "" {
-		return credential.Credential{}, nil, &credential.Failure{Reason: "malformed_authorization"}
+		return credential.Credential{}, nil, refusals.Unauthenticated(refusals.MalformedAuthorization, false)
 	}
 	cred, err := credential.FromSOAPTicket(r, h.credOpts, x.pre.envelopeTicket)
 	if err != nil {
