@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/resetguard/caddy-resetguard/credential"
+	// Aliased: refuse.go declares its own refusal type.
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
 	"github.com/resetguard/caddy-resetguard/policy"
 )
 
@@ -98,25 +100,13 @@ func (id *identity) close() {
 	}
 }
 
-// identityFailure is why no principal could be established.
-type identityFailure struct {
-	status  int
-	reason  string
-	invalid bool // a bearer token was refused: error="invalid_token"
-	err     error
-}
-
 // principal establishes who is calling: from a verified JWT, from the
 // backend (cached), or "none" when neither is configured.
-func (id *identity) principal(ctx context.Context, fp *credential.Fingerprinter, cred credential.Credential, prefix string, h http.Header) (*credential.Principal, *identityFailure) {
+func (id *identity) principal(ctx context.Context, fp *credential.Fingerprinter, cred credential.Credential, prefix string, h http.Header) (*credential.Principal, *refusal.Refusal) {
 	if cred.Kind == credential.KindJWT {
 		claims, err := id.jwt.Verify(ctx, cred.BearerToken())
 		if err != nil {
-			reason := "invalid_token"
-			if f, ok := credential.AsFailure(err); ok {
-				reason = f.Reason
-			}
-			return nil, &identityFailure{status: http.StatusUnauthorized, reason: reason, invalid: true, err: err}
+			return nil, identityRefusal(err, http.StatusUnauthorized, refusal.InvalidToken, true)
 		}
 		return credential.PrincipalFromClaims(claims, id.claims[0], id.claims[1], id.claims[2]), nil
 	}
@@ -133,11 +123,23 @@ func (id *identity) principal(ctx context.Context, fp *credential.Fingerprinter,
 	if err != nil {
 		var le *credential.LookupError
 		if errors.As(err, &le) {
-			return nil, &identityFailure{status: le.Status, reason: le.Reason, err: err}
+			return nil, identityRefusal(err, le.Status, le.Reason, false)
 		}
-		return nil, &identityFailure{status: http.StatusServiceUnavailable, reason: "principal_lookup_failed", err: err}
+		return nil, identityRefusal(err, http.StatusServiceUnavailable, refusal.PrincipalLookupFailed, false)
 	}
 	return p, nil
+}
+
+// identityRefusal refuses a caller whose identity could not be
+// established: with the reason the verifier gave, if it gave one, else
+// the fallback.
+func identityRefusal(err error, status int, reason string, invalidToken bool) *refusal.Refusal {
+	if r, ok := refusal.As(err); ok && r.Reason() != "" {
+		reason = r.Reason()
+	}
+	ref := refusal.New(status, reason, refusal.MessageIdentity).Wrap(err)
+	ref.InvalidToken = invalidToken
+	return ref
 }
 
 // policyPrincipal converts for the policy input.

@@ -26,7 +26,7 @@ func (h *Handler) finish(x *exchange, ref *refusal.Refusal) error {
 		x.w.Header()[k] = vs
 	}
 	if ref.Status == http.StatusUnauthorized {
-		for _, c := range credential.Challenges(h.credOpts, h.Realm, &credential.Failure{InvalidToken: ref.InvalidToken}) {
+		for _, c := range credential.Challenges(h.credOpts, h.Realm, ref.InvalidToken) {
 			x.w.Header().Add("WWW-Authenticate", c)
 		}
 	}

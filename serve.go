@@ -199,12 +199,10 @@ func (h *Handler) checkMethod(x *exchange) *refusal.Refusal {
 func (h *Handler) authenticate(x *exchange) *refusal.Refusal {
 	cred, credHeader, err := h.credential(x)
 	if err != nil {
-		f, _ := credential.AsFailure(err)
-		reason, invalid := refusal.MissingCredentials, false
-		if f != nil {
-			reason, invalid = f.Reason, f.InvalidToken
+		if ref, ok := refusal.As(err); ok {
+			return ref
 		}
-		return refusal.Unauthenticated(reason, invalid).Wrap(err)
+		return refusal.Unauthenticated(refusal.MissingCredentials, false).Wrap(err)
 	}
 	x.cred, x.credHeader = cred, credHeader
 	x.fingerprint = h.fingerprint.Fingerprint(cred)
@@ -223,7 +221,7 @@ func (h *Handler) credential(x *exchange) (credential.Credential, http.Header, e
 	}
 	ticket := x.pre.call.EnvelopeTicket
 	if ticket == "" {
-		return credential.Credential{}, nil, &credential.Failure{Reason: refusal.MalformedAuthorization}
+		return credential.Credential{}, nil, refusal.Unauthenticated(refusal.MalformedAuthorization, false)
 	}
 	cred, err := credential.FromSOAPTicket(r, h.credOpts, ticket)
 	if err != nil {
@@ -236,12 +234,10 @@ func (h *Handler) credential(x *exchange) (credential.Credential, http.Header, e
 
 // identify establishes who is calling, for the policy and the record.
 func (h *Handler) identify(x *exchange) *refusal.Refusal {
-	p, fail := h.id.principal(x.r.Context(), h.fingerprint, x.cred, x.t.Prefix, x.credHeader)
-	if fail != nil {
+	p, ref := h.id.principal(x.r.Context(), h.fingerprint, x.cred, x.t.Prefix, x.credHeader)
+	if ref != nil {
 		h.logger.Warn("caller identity not established; refusing", zap.String("request_id", x.requestID),
-			zap.String("reason", fail.reason), zap.Error(fail.err))
-		ref := refusal.New(fail.status, fail.reason, refusal.MessageIdentity).Wrap(fail.err)
-		ref.InvalidToken = fail.invalid
+			zap.String("reason", ref.Reason()), zap.Error(ref.Err))
 		return ref
 	}
 	x.principal = p

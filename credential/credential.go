@@ -7,11 +7,12 @@ package credential
 import (
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
 )
 
 // Scheme names a way of presenting a credential. The values are the
@@ -65,10 +66,16 @@ const (
 // Credential is a recognised credential. Secret holds the raw value and
 // exists only to compute the fingerprint: it must never be logged.
 type Credential struct {
-	Scheme   Scheme
-	Kind     Kind
-	Tenant   string // SuperOffice Online tenant named by an 8A: token
-	Username string // Basic user name, the only identity readable without a lookup
+	// Scheme is how the credential was presented.
+	Scheme Scheme
+	// Kind is what the credential is: an 8A: token and a JWT are both
+	// bearer tokens, but only the JWT can be verified here.
+	Kind Kind
+	// Tenant is the SuperOffice Online tenant named by an 8A: token.
+	Tenant string
+	// Username is the Basic user name, the only identity readable
+	// without a lookup.
+	Username string
 	secret   string
 }
 
@@ -89,22 +96,19 @@ func (c Credential) String() string {
 // Format keeps the secret out of every fmt verb, %#v included.
 func (c Credential) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
 
-// Failure is why a request carries no acceptable credential. Its Reason is
-// a stable machine word for the client body and the audit record; Error
-// never contains the credential.
-type Failure struct {
-	Reason string
-	// InvalidToken marks a bearer token that was presented but refused, so
-	// the challenge can say error="invalid_token" (RFC 6750 §3.1).
-	InvalidToken bool
-}
+// unauthenticated is the refusal of a credential that is missing or not
+// accepted. It names the reason only: the presented value must never reach
+// an error body or a log.
+func unauthenticated(reason string) error { return refusal.Unauthenticated(reason, false) }
 
-func (f *Failure) Error() string { return "credential: " + f.Reason }
-
-func fail(reason string) error { return &Failure{Reason: reason} }
+// refusedBearer is the refusal of a bearer token that was presented: RFC
+// 6750 §3.1 wants its challenge to say error="invalid_token".
+func refusedBearer(reason string) error { return refusal.Unauthenticated(reason, true) }
 
 // Options selects which schemes are accepted.
 type Options struct {
+	// Schemes are the accepted schemes, in the order their challenges
+	// are advertised.
 	Schemes []Scheme
 	// AcceptJWT admits JWT-shaped bearer tokens as KindJWT; the caller
 	// must then verify them (JWTVerifier). Without it they are refused,
@@ -123,7 +127,9 @@ func (o Options) accepts(s Scheme) bool {
 
 // Parse finds exactly one credential on r. pathTenant is the Online tenant
 // named by the request path ("" when none); an 8A: token for another tenant
-// is refused. Every failure is a *Failure.
+// is refused. Every failure is a 401 *refusal.Refusal whose reason is one
+// of the credential reasons of internal/refusal; a refused bearer token
+// has InvalidToken set.
 func Parse(r *http.Request, opts Options, pathTenant string) (Credential, error) {
 	authz := r.Header.Values(HeaderAuthorization)
 	switch len(authz) {
@@ -131,34 +137,34 @@ func Parse(r *http.Request, opts Options, pathTenant string) (Credential, error)
 		return parseXSRF(r, opts)
 	case 1:
 	default:
-		return Credential{}, fail("duplicate_authorization")
+		return Credential{}, unauthenticated(refusal.DuplicateAuthorization)
 	}
 	word, value, ok := strings.Cut(strings.TrimSpace(authz[0]), " ")
 	value = strings.TrimLeft(value, " ")
 	if !ok || value == "" {
-		return Credential{}, fail("malformed_authorization")
+		return Credential{}, unauthenticated(refusal.MalformedAuthorization)
 	}
 	if !isToken68(value) {
-		return Credential{}, fail("malformed_authorization")
+		return Credential{}, unauthenticated(refusal.MalformedAuthorization)
 	}
 	switch {
 	case strings.EqualFold(word, "Basic"):
 		if !opts.accepts(SchemeBasic) {
-			return Credential{}, fail("scheme_not_accepted")
+			return Credential{}, unauthenticated(refusal.SchemeNotAccepted)
 		}
 		return parseBasic(value)
 	case strings.EqualFold(word, "SoTicket"):
 		if !opts.accepts(SchemeSoTicket) {
-			return Credential{}, fail("scheme_not_accepted")
+			return Credential{}, unauthenticated(refusal.SchemeNotAccepted)
 		}
 		return Credential{Scheme: SchemeSoTicket, Kind: KindTicket, secret: value}, nil
 	case strings.EqualFold(word, "Bearer"):
 		if !opts.accepts(SchemeBearer) {
-			return Credential{}, fail("scheme_not_accepted")
+			return Credential{}, unauthenticated(refusal.SchemeNotAccepted)
 		}
 		return parseBearer(value, pathTenant, opts.AcceptJWT)
 	default:
-		return Credential{}, fail("scheme_not_accepted")
+		return Credential{}, unauthenticated(refusal.SchemeNotAccepted)
 	}
 }
 
@@ -167,15 +173,16 @@ func Parse(r *http.Request, opts Options, pathTenant string) (Credential, error)
 // authenticates instead of any HTTP header. A request with an
 // Authorization or X-XSRF-TOKEN header as well is refused: the guard
 // would decide on one identity while the backend acts on the other.
+// Failures are 401 refusals, as Parse's.
 func FromSOAPTicket(r *http.Request, opts Options, ticket string) (Credential, error) {
 	if len(r.Header.Values(HeaderAuthorization)) > 0 || len(r.Header.Values(HeaderXSRF)) > 0 {
-		return Credential{}, fail("duplicate_authorization")
+		return Credential{}, unauthenticated(refusal.DuplicateAuthorization)
 	}
 	if !opts.accepts(SchemeSoTicket) {
-		return Credential{}, fail("scheme_not_accepted")
+		return Credential{}, unauthenticated(refusal.SchemeNotAccepted)
 	}
 	if ticket == "" || !isToken68(ticket) {
-		return Credential{}, fail("malformed_authorization")
+		return Credential{}, unauthenticated(refusal.MalformedAuthorization)
 	}
 	return Credential{Scheme: SchemeSoTicket, Kind: KindTicket, secret: ticket}, nil
 }
@@ -183,11 +190,13 @@ func FromSOAPTicket(r *http.Request, opts Options, ticket string) (Credential, e
 func parseBasic(value string) (Credential, error) {
 	raw, err := base64.StdEncoding.DecodeString(value)
 	if err != nil {
-		return Credential{}, fail("malformed_basic")
+		// The decoder's error names a byte offset, never the value.
+		return Credential{}, refusal.Unauthenticated(refusal.MalformedBasic, false).
+			Wrap(fmt.Errorf("credential: decoding Basic credentials: %w", err))
 	}
 	user, _, ok := strings.Cut(string(raw), ":")
 	if !ok || user == "" {
-		return Credential{}, fail("malformed_basic")
+		return Credential{}, unauthenticated(refusal.MalformedBasic)
 	}
 	// The decoded form is the secret, so that non-canonical base64 of the
 	// same user:pass has the same fingerprint.
@@ -202,10 +211,10 @@ func parseBearer(value, pathTenant string, acceptJWT bool) (Credential, error) {
 	if strings.HasPrefix(value, superOfficeTokenPrefix) {
 		tenant, rest, ok := strings.Cut(value[len(superOfficeTokenPrefix):], ".")
 		if !ok || tenant == "" || rest == "" {
-			return Credential{}, &Failure{Reason: "malformed_bearer", InvalidToken: true}
+			return Credential{}, refusedBearer(refusal.MalformedBearer)
 		}
 		if pathTenant != "" && !strings.EqualFold(tenant, pathTenant) {
-			return Credential{}, &Failure{Reason: "tenant_mismatch", InvalidToken: true}
+			return Credential{}, refusedBearer(refusal.TenantMismatch)
 		}
 		return Credential{Scheme: SchemeBearer, Kind: KindSuperOfficeToken, Tenant: canonicalTenant(tenant), secret: value}, nil
 	}
@@ -216,9 +225,9 @@ func parseBearer(value, pathTenant string, acceptJWT bool) (Credential, error) {
 		// JWTs are accepted only once they can be verified against a
 		// configured issuer; until then an unverifiable token is refused
 		// rather than passed on with claims nobody checked.
-		return Credential{}, &Failure{Reason: "jwt_not_verifiable", InvalidToken: true}
+		return Credential{}, refusedBearer(refusal.JWTNotVerifiable)
 	}
-	return Credential{}, &Failure{Reason: "malformed_bearer", InvalidToken: true}
+	return Credential{}, refusedBearer(refusal.MalformedBearer)
 }
 
 // canonicalTenant spells an Online context identifier as SuperOffice
@@ -270,27 +279,27 @@ func isToken68(s string) bool {
 func parseXSRF(r *http.Request, opts Options) (Credential, error) {
 	headers := r.Header.Values(HeaderXSRF)
 	if len(headers) == 0 {
-		return Credential{}, fail("missing_credentials")
+		return Credential{}, unauthenticated(refusal.MissingCredentials)
 	}
 	if !opts.accepts(SchemeXSRF) {
-		return Credential{}, fail("scheme_not_accepted")
+		return Credential{}, unauthenticated(refusal.SchemeNotAccepted)
 	}
 	if len(headers) > 1 {
-		return Credential{}, fail("duplicate_xsrf_header")
+		return Credential{}, unauthenticated(refusal.DuplicateXSRFHeader)
 	}
 	cookie, n := xsrfCookie(r.Header.Values("Cookie"))
 	switch {
 	case n == 0:
-		return Credential{}, fail("xsrf_cookie_missing")
+		return Credential{}, unauthenticated(refusal.XSRFCookieMissing)
 	case n > 1:
-		return Credential{}, fail("duplicate_xsrf_cookie")
+		return Credential{}, unauthenticated(refusal.DuplicateXSRFCookie)
 	}
 	header := headers[0]
 	if header == "" || cookie == "" {
-		return Credential{}, fail("xsrf_empty")
+		return Credential{}, unauthenticated(refusal.XSRFEmpty)
 	}
 	if subtle.ConstantTimeCompare([]byte(header), []byte(cookie)) != 1 {
-		return Credential{}, fail("xsrf_mismatch")
+		return Credential{}, unauthenticated(refusal.XSRFMismatch)
 	}
 	return Credential{Scheme: SchemeXSRF, Kind: KindXSRF, secret: cookie}, nil
 }
@@ -319,7 +328,10 @@ func xsrfCookie(headers []string) (value string, n int) {
 
 // Challenges returns the WWW-Authenticate values for the accepted schemes.
 // The XSRF pair is not an HTTP authentication scheme and has no challenge.
-func Challenges(opts Options, realm string, f *Failure) []string {
+// invalidToken (a refused bearer token, refusal.Refusal.InvalidToken)
+// adds error="invalid_token" to the Bearer challenge, so that a client
+// can tell a rejected token from a missing one (RFC 6750 §3.1).
+func Challenges(opts Options, realm string, invalidToken bool) []string {
 	q := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(realm)
 	var out []string
 	for _, s := range opts.Schemes {
@@ -330,18 +342,11 @@ func Challenges(opts Options, realm string, f *Failure) []string {
 			out = append(out, `SoTicket realm="`+q+`"`)
 		case SchemeBearer:
 			v := `Bearer realm="` + q + `"`
-			if f != nil && f.InvalidToken {
+			if invalidToken {
 				v += `, error="invalid_token"`
 			}
 			out = append(out, v)
 		}
 	}
 	return out
-}
-
-// AsFailure unwraps err to a *Failure.
-func AsFailure(err error) (*Failure, bool) {
-	var f *Failure
-	ok := errors.As(err, &f)
-	return f, ok
 }

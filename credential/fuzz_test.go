@@ -1,21 +1,33 @@
 package credential
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
 )
+
+// credentialReasons are the reasons Parse may give.
+var credentialReasons = map[string]bool{
+	refusal.MissingCredentials: true, refusal.MalformedAuthorization: true, refusal.MalformedBasic: true,
+	refusal.MalformedBearer: true, refusal.DuplicateAuthorization: true, refusal.SchemeNotAccepted: true,
+	refusal.TenantMismatch: true, refusal.XSRFMismatch: true, refusal.XSRFEmpty: true,
+	refusal.XSRFCookieMissing: true, refusal.DuplicateXSRFCookie: true, refusal.DuplicateXSRFHeader: true,
+	refusal.JWTNotVerifiable: true,
+}
 
 // FuzzParse feeds arbitrary Authorization, X-XSRF-TOKEN and Cookie
 // headers (invalid UTF-8, control bytes, many copies) to Parse.
-// Properties: no panic; every failure is a *Failure with a reason; two
-// Authorization headers are always refused; a success has a scheme the
-// options accept; neither the error nor the credential's printed form
-// contains the presented secret (checked for secrets of 8 bytes or more,
-// which cannot occur in the fixed text by chance).
+// Properties: no panic; every failure is a 401 *refusal.Refusal with one
+// credential reason and the fixed message, whose text is those fixed words
+// plus the cause; two Authorization headers are always refused; a success
+// has a scheme the options accept; neither the cause nor the credential's
+// printed form contains the presented secret (checked for secrets of 8
+// bytes or more). The fixed words are checked for equality, not searched
+// for the secret: a secret may spell one of them.
 func FuzzParse(f *testing.F) {
 	f.Add("Basic YWxpY2U6czNjcjN0", "", "", "", "")
 	f.Add("Basic YWxpY2U6czNjcjN0", "Basic Ym9iOnB3", "", "", "")
@@ -57,17 +69,9 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		if err != nil {
-			var fl *Failure
-			if !errors.As(err, &fl) || fl.Reason == "" {
-				t.Fatalf("error %v is not a *Failure with a reason", err)
-			}
+			checkFuzzRefusal(t, err, secrets)
 			if c != (Credential{}) {
 				t.Fatalf("failure %v with a credential %v", err, c)
-			}
-			for _, s := range secrets {
-				if strings.Contains(err.Error(), s) {
-					t.Fatalf("error %q contains the presented secret", err)
-				}
 			}
 			return
 		}
@@ -82,4 +86,25 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("printed credential %q contains its secret", printed)
 		}
 	})
+}
+
+// checkFuzzRefusal asserts FuzzParse's properties of a failure.
+func checkFuzzRefusal(t *testing.T, err error, secrets []string) {
+	t.Helper()
+	rf, ok := refusal.As(err)
+	if !ok || rf.Status != http.StatusUnauthorized || rf.Message != refusal.MessageUnauthenticated ||
+		len(rf.Reasons) != 1 || !credentialReasons[rf.Reasons[0]] {
+		t.Fatalf("error %#v is not a 401 refusal with one credential reason", err)
+	}
+	if want := refusal.Unauthenticated(rf.Reasons[0], rf.InvalidToken).Wrap(rf.Err).Error(); err.Error() != want {
+		t.Fatalf("error text %q is more than the fixed words and the cause (%q)", err, want)
+	}
+	if rf.Err == nil {
+		return
+	}
+	for _, s := range secrets {
+		if strings.Contains(rf.Err.Error(), s) {
+			t.Fatalf("cause %q contains the presented secret", rf.Err)
+		}
+	}
 }

@@ -1,15 +1,9 @@
 package credential
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
-	stdjson "encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,8 +12,9 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	josejson "github.com/go-jose/go-jose/v4/json"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
 )
 
 // Defaults and bounds of JWTConfig.
@@ -122,14 +117,6 @@ type JWTVerifier struct {
 	closeOnce sync.Once
 }
 
-// keySet is an immutable, pre-indexed JWKS, so that the hot path does a
-// map lookup and never re-parses JSON.
-type keySet struct {
-	set    jose.JSONWebKeySet
-	byKID  map[string][]jose.JSONWebKey
-	single *jose.JSONWebKey // the only key, when the set has exactly one
-}
-
 // NewJWTVerifier validates cfg and loads the key set (file read or first
 // URL fetch; a failed first URL fetch is an error too, so a misconfigured
 // gateway fails at config load), and for URLs starts a background refresh
@@ -146,17 +133,49 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("jwt: issuer is required")
 	}
-	if len(cfg.Audiences) == 0 {
-		return nil, errors.New("jwt: at least one audience is required")
+	if err := v.setAudiences(cfg.Audiences); err != nil {
+		return nil, err
 	}
-	for _, a := range cfg.Audiences {
+	if err := v.setAlgorithms(cfg.Algorithms); err != nil {
+		return nil, err
+	}
+	refresh, err := v.setLimits(cfg)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.JWKSFile != "" && cfg.JWKSURL != "":
+		return nil, errors.New("jwt: set either a JWKS file or a JWKS URL, not both")
+	case cfg.JWKSFile != "":
+		err = v.loadFile(cfg.JWKSFile)
+	case cfg.JWKSURL != "":
+		err = v.startURL(ctx, cfg.JWKSURL, cfg.HTTPClient, refresh)
+	default:
+		return nil, errors.New("jwt: a JWKS file or a JWKS URL is required")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *JWTVerifier) setAudiences(auds []string) error {
+	if len(auds) == 0 {
+		return errors.New("jwt: at least one audience is required")
+	}
+	for _, a := range auds {
 		if a == "" {
-			return nil, errors.New("jwt: empty audience")
+			return errors.New("jwt: empty audience")
 		}
 	}
-	v.audiences = append(josejwt.Audience(nil), cfg.Audiences...)
+	v.audiences = append(josejwt.Audience(nil), auds...)
+	return nil
+}
 
-	algs := cfg.Algorithms
+// setAlgorithms builds the "alg" allow-list. HMAC and "none" are named
+// apart from merely unknown words, so that an operator who configured
+// them learns why they will never be accepted.
+func (v *JWTVerifier) setAlgorithms(algs []string) error {
 	if len(algs) == 0 {
 		algs = defaultJWTAlgorithms
 	}
@@ -166,97 +185,89 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 		case asymmetricAlgorithms[alg]:
 			v.algs = append(v.algs, alg)
 		case a == "none" || alg == jose.HS256 || alg == jose.HS384 || alg == jose.HS512:
-			return nil, fmt.Errorf("jwt: algorithm %q refused: tokens are verified with public keys only", a)
+			return fmt.Errorf("jwt: algorithm %q refused: tokens are verified with public keys only", a)
 		default:
-			return nil, fmt.Errorf("jwt: unknown algorithm %q (want one of RS256..512, PS256..512, ES256..512, EdDSA)", a)
+			return fmt.Errorf("jwt: unknown algorithm %q (want one of RS256..512, PS256..512, ES256..512, EdDSA)", a)
 		}
 	}
+	return nil
+}
 
+// setLimits applies the defaults of the time and size bounds and refuses
+// those out of range; it returns the periodic refresh interval, which
+// only the URL loader needs.
+func (v *JWTVerifier) setLimits(cfg JWTConfig) (refresh time.Duration, err error) {
 	switch {
 	case v.leeway == 0:
 		v.leeway = defaultJWTLeeway
 	case v.leeway < 0 || v.leeway > maxJWTLeeway:
-		return nil, fmt.Errorf("jwt: leeway %s out of range (0 to %s)", cfg.Leeway, maxJWTLeeway)
+		return 0, fmt.Errorf("jwt: leeway %s out of range (0 to %s)", cfg.Leeway, maxJWTLeeway)
 	}
 	switch {
 	case v.maxBytes == 0:
 		v.maxBytes = defaultJWTMaxTokenBytes
 	case v.maxBytes < 0:
-		return nil, fmt.Errorf("jwt: negative max token size %d", cfg.MaxTokenBytes)
+		return 0, fmt.Errorf("jwt: negative max token size %d", cfg.MaxTokenBytes)
 	}
 	for _, c := range cfg.RequiredClaims {
 		if c == "" {
-			return nil, errors.New("jwt: empty required claim name")
+			return 0, errors.New("jwt: empty required claim name")
 		}
 	}
 	v.required = append([]string(nil), cfg.RequiredClaims...)
-
-	refresh := cfg.RefreshInterval
+	refresh = cfg.RefreshInterval
 	switch {
 	case refresh == 0:
 		refresh = defaultJWKSRefreshInterval
 	case refresh < 0:
-		return nil, fmt.Errorf("jwt: negative JWKS refresh interval %s", cfg.RefreshInterval)
+		return 0, fmt.Errorf("jwt: negative JWKS refresh interval %s", cfg.RefreshInterval)
 	}
 	switch {
 	case v.minRefresh == 0:
 		v.minRefresh = defaultJWKSMinRefresh
 	case v.minRefresh < 0:
-		return nil, fmt.Errorf("jwt: negative JWKS minimum refresh interval %s", cfg.MinRefreshInterval)
+		return 0, fmt.Errorf("jwt: negative JWKS minimum refresh interval %s", cfg.MinRefreshInterval)
 	}
+	return refresh, nil
+}
 
-	switch {
-	case cfg.JWKSFile != "" && cfg.JWKSURL != "":
-		return nil, errors.New("jwt: set either a JWKS file or a JWKS URL, not both")
-	case cfg.JWKSFile != "":
-		data, err := os.ReadFile(cfg.JWKSFile)
-		if err != nil {
-			return nil, fmt.Errorf("jwt: reading JWKS file: %w", err)
-		}
-		ks, err := parseJWKS(data)
-		if err != nil {
-			return nil, fmt.Errorf("jwt: JWKS file %s: %w", cfg.JWKSFile, err)
-		}
-		v.keys.Store(ks)
-		return v, nil
-	case cfg.JWKSURL != "":
-	default:
-		return nil, errors.New("jwt: a JWKS file or a JWKS URL is required")
+// loadFile reads a key set once: a file is never refreshed, so rotating
+// its keys means reloading the config.
+func (v *JWTVerifier) loadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("jwt: reading JWKS file: %w", err)
 	}
+	ks, err := parseJWKS(data)
+	if err != nil {
+		return fmt.Errorf("jwt: JWKS file %s: %w", path, err)
+	}
+	v.keys.Store(ks)
+	return nil
+}
 
-	u, err := url.Parse(cfg.JWKSURL)
+// startURL fetches the key set once under ctx, then keeps it fresh in a
+// goroutine that outlives ctx on purpose: ctx may be a provisioning
+// deadline, and the keys must keep rotating afterwards.
+func (v *JWTVerifier) startURL(ctx context.Context, rawURL string, client *http.Client, refresh time.Duration) error {
+	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errors.New("jwt: JWKS URL must be an absolute http or https URL")
+		return errors.New("jwt: JWKS URL must be an absolute http or https URL")
 	}
 	v.jwksURL = u.String()
-	v.client = cfg.HTTPClient
+	v.client = client
 	if v.client == nil {
 		v.client = &http.Client{Timeout: defaultJWKSFetchTimeout, CheckRedirect: noDowngrade}
 	}
 	ks, err := v.fetch(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	v.keys.Store(ks)
-
-	// The refresh goroutine outlives ctx on purpose: ctx may be a
-	// provisioning deadline, and the keys must keep rotating afterwards.
 	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	v.stop = stop
 	v.done = make(chan struct{})
 	go v.refreshLoop(loopCtx, refresh)
-	return v, nil
-}
-
-// noDowngrade keeps a JWKS fetched over https from being redirected to
-// plain http, where anyone on the path could substitute keys.
-func noDowngrade(req *http.Request, via []*http.Request) error {
-	if len(via) >= 5 {
-		return errors.New("too many redirects")
-	}
-	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-		return errors.New("redirect from https to http refused")
-	}
 	return nil
 }
 
@@ -271,213 +282,11 @@ func (v *JWTVerifier) Close() {
 	})
 }
 
-func (v *JWTVerifier) refreshLoop(ctx context.Context, every time.Duration) {
-	defer close(v.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		select {
-		case v.fetchSem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		// A failed refresh keeps the previous keys: an issuer outage must
-		// not lock every caller out, and the next tick retries.
-		if ks, err := v.fetch(ctx); err == nil {
-			v.keys.Store(ks)
-		}
-		<-v.fetchSem
-	}
+// invalidToken is the refusal of a presented JWT; cause, when there is
+// one, is for the gateway's log and never holds the token.
+func invalidToken(reason string, cause error) error {
+	return refusal.Unauthenticated(reason, true).Wrap(cause)
 }
-
-// refreshForUnknownKID fetches the key set once on behalf of a token whose
-// kid is unknown, at most once per minRefresh. seen is the set the caller
-// looked in; if another goroutine replaced it meanwhile, that newer set is
-// returned without a fetch. It returns nil when there is nothing new.
-func (v *JWTVerifier) refreshForUnknownKID(ctx context.Context, seen *keySet) *keySet {
-	select {
-	case v.fetchSem <- struct{}{}:
-	case <-ctx.Done():
-		return nil
-	}
-	defer func() { <-v.fetchSem }()
-	if cur := v.keys.Load(); cur != seen {
-		return cur
-	}
-	now := time.Now()
-	if !v.lastOnDemand.IsZero() && now.Sub(v.lastOnDemand) < v.minRefresh {
-		return nil
-	}
-	// The slot is spent even if the fetch fails, so that forged kids
-	// cannot hammer an issuer that is already struggling.
-	v.lastOnDemand = now
-	ks, err := v.fetch(ctx)
-	if err != nil {
-		return nil
-	}
-	v.keys.Store(ks)
-	return ks
-}
-
-// fetch GETs and parses the JWKS URL. Only the configured URL is ever
-// fetched: "jku", "x5u" and embedded "jwk" token headers are ignored,
-// since following them would let the token choose its own key.
-func (v *JWTVerifier) fetch(ctx context.Context) (*keySet, error) {
-	redacted := v.redactedURL()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.jwksURL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("jwt: JWKS %s: %w", redacted, err)
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	resp, err := v.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("jwt: fetching JWKS %s: %w", redacted, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		// Drain a little so the connection can be reused.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("jwt: fetching JWKS %s: status %d", redacted, resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("jwt: reading JWKS %s: %w", redacted, err)
-	}
-	if len(body) > maxJWKSBytes {
-		return nil, fmt.Errorf("jwt: JWKS %s larger than %d bytes", redacted, maxJWKSBytes)
-	}
-	ks, err := parseJWKS(body)
-	if err != nil {
-		return nil, fmt.Errorf("jwt: JWKS %s: %w", redacted, err)
-	}
-	return ks, nil
-}
-
-func (v *JWTVerifier) redactedURL() string {
-	u, err := url.Parse(v.jwksURL)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	return u.Redacted()
-}
-
-// parseJWKS keeps the usable public signature keys of a JWKS document.
-// Keys it does not understand, encryption keys, symmetric keys and short
-// RSA keys are skipped (RFC 7517 §5 says to ignore what is not
-// understood); private key material fails the whole set, because an issuer
-// publishing its private key can no longer be trusted.
-func parseJWKS(data []byte) (*keySet, error) {
-	var doc struct {
-		Keys []stdjson.RawMessage `json:"keys"`
-	}
-	if err := stdjson.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("not a JWKS document: %w", err)
-	}
-	ks := &keySet{byKID: map[string][]jose.JSONWebKey{}}
-	for _, raw := range doc.Keys {
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON(raw); err != nil {
-			continue
-		}
-		switch key := k.Key.(type) {
-		case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
-			return nil, errors.New("key set contains private key material")
-		case []byte:
-			continue // symmetric: never usable, since HS* is refused
-		case *rsa.PublicKey:
-			if key.N.BitLen() < minRSAModulusBits {
-				continue
-			}
-		}
-		if k.Use != "" && k.Use != "sig" {
-			continue
-		}
-		if !k.Valid() || !k.IsPublic() {
-			continue
-		}
-		ks.set.Keys = append(ks.set.Keys, k)
-		ks.byKID[k.KeyID] = append(ks.byKID[k.KeyID], k)
-	}
-	if len(ks.set.Keys) == 0 {
-		return nil, errors.New("no usable public signature keys")
-	}
-	if len(ks.set.Keys) == 1 {
-		ks.single = &ks.set.Keys[0]
-	}
-	return ks, nil
-}
-
-// keyFits reports whether k may verify a signature made with alg: the
-// key's type and curve must match, and a key that names its "alg" is used
-// with that alg only (RFC 8725 §3.1).
-func keyFits(k *jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
-	if k.Algorithm != "" && k.Algorithm != string(alg) {
-		return false
-	}
-	switch key := k.Key.(type) {
-	case *rsa.PublicKey:
-		switch alg {
-		case jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512:
-			return true
-		}
-	case *ecdsa.PublicKey:
-		name := key.Curve.Params().Name
-		return alg == jose.ES256 && name == "P-256" ||
-			alg == jose.ES384 && name == "P-384" ||
-			alg == jose.ES512 && name == "P-521"
-	case ed25519.PublicKey:
-		return alg == jose.EdDSA
-	}
-	return false
-}
-
-// candidates returns the keys that may have signed a token with kid and
-// alg. A token without a kid may use the only key of a single-key set,
-// common for issuers that never rotate by kid; with several keys, trying
-// them all would let the token pick the weakest.
-func (ks *keySet) candidates(kid string, alg jose.SignatureAlgorithm) []jose.JSONWebKey {
-	if kid == "" {
-		if ks.single != nil && keyFits(ks.single, alg) {
-			return ks.set.Keys[:1]
-		}
-		return nil
-	}
-	keys := ks.byKID[kid]
-	for i := range keys {
-		if !keyFits(&keys[i], alg) {
-			// Rare (several keys under one kid); only then allocate a
-			// filtered copy.
-			var out []jose.JSONWebKey
-			for j := range keys {
-				if keyFits(&keys[j], alg) {
-					out = append(out, keys[j])
-				}
-			}
-			return out
-		}
-	}
-	return keys
-}
-
-// rawPayload captures the verified payload bytes as go-jose hands them to
-// Claims, so that they can be decoded a second time into a generic map.
-type rawPayload []byte
-
-func (r *rawPayload) UnmarshalJSON(b []byte) error {
-	*r = append((*r)[:0], b...)
-	return nil
-}
-
-func invalidToken(reason string) error { return &Failure{Reason: reason, InvalidToken: true} }
 
 // Verify checks the signature (key by "kid"; when the kid is unknown and
 // the key set came from a URL, refresh once, rate-limited by
@@ -488,132 +297,86 @@ func invalidToken(reason string) error { return &Failure{Reason: reason, Invalid
 // strings, booleans, null, arrays ([]any) and objects (map[string]any)
 // are as encoding/json decodes them.
 //
-// Every failure is a *Failure with InvalidToken true and a Reason from:
-// "token_too_large", "token_malformed", "alg_not_allowed", "unknown_kid",
-// "bad_signature", "token_expired", "token_not_yet_valid",
-// "token_issued_in_future", "wrong_issuer", "wrong_audience",
-// "missing_claim". The error text never contains the token.
+// Every failure is a 401 *refusal.Refusal with InvalidToken set and one
+// reason of refusal.TokenTooLarge, TokenMalformed, AlgNotAllowed,
+// UnknownKID, BadSignature, TokenExpired, TokenNotYetValid,
+// TokenIssuedInFuture, WrongIssuer, WrongAudience or MissingClaim; its
+// Err holds the cause where there is one. The error text never contains
+// the token.
 func (v *JWTVerifier) Verify(ctx context.Context, token string) (map[string]any, error) {
 	if len(token) > v.maxBytes {
-		return nil, invalidToken("token_too_large")
+		return nil, invalidToken(refusal.TokenTooLarge, nil)
 	}
-	tok, err := josejwt.ParseSigned(token, v.algs)
+	tok, err := v.parse(token)
 	if err != nil {
-		var ua *jose.ErrUnexpectedSignatureAlgorithm
-		if errors.As(err, &ua) && ua.Got != "" {
-			return nil, invalidToken("alg_not_allowed")
-		}
-		// Includes a header without "alg", which RFC 7515 requires.
-		return nil, invalidToken("token_malformed")
+		return nil, err
 	}
-	if len(tok.Headers) != 1 {
-		return nil, invalidToken("token_malformed")
+	std, payload, err := v.verifySignature(ctx, tok)
+	if err != nil {
+		return nil, err
 	}
-	kid := tok.Headers[0].KeyID
-	alg := jose.SignatureAlgorithm(tok.Headers[0].Algorithm)
-
-	ks := v.keys.Load()
-	cands := ks.candidates(kid, alg)
-	if len(cands) == 0 && kid != "" && v.jwksURL != "" {
-		// The issuer may have rotated keys since the last refresh.
-		if fresh := v.refreshForUnknownKID(ctx, ks); fresh != nil {
-			cands = fresh.candidates(kid, alg)
-		}
-	}
-	if len(cands) == 0 {
-		return nil, invalidToken("unknown_kid")
-	}
-
-	var std josejwt.Claims
-	var payload rawPayload
-	verified := false
-	for i := range cands {
-		err = tok.Claims(cands[i].Key, &std, &payload)
-		if err == nil {
-			verified = true
-			break
-		}
-		if !errors.Is(err, jose.ErrCryptoFailure) {
-			// The signature held (or a "crit" header is unsupported) but
-			// the payload is not a well-formed claims object.
-			return nil, invalidToken("token_malformed")
-		}
-	}
-	if !verified {
-		return nil, invalidToken("bad_signature")
-	}
-
 	claims, err := decodeClaims(payload)
 	if err != nil {
-		return nil, invalidToken("token_malformed")
+		return nil, invalidToken(refusal.TokenMalformed, fmt.Errorf("jwt: decoding claims: %w", err))
 	}
-
-	err = std.ValidateWithLeeway(josejwt.Expected{
-		Issuer:      v.issuer,
-		AnyAudience: v.audiences,
-		Time:        time.Now(),
-	}, v.leeway)
-	switch {
-	case err == nil:
-	case errors.Is(err, josejwt.ErrInvalidIssuer):
-		return nil, invalidToken("wrong_issuer")
-	case errors.Is(err, josejwt.ErrInvalidAudience):
-		return nil, invalidToken("wrong_audience")
-	case errors.Is(err, josejwt.ErrExpired):
-		return nil, invalidToken("token_expired")
-	case errors.Is(err, josejwt.ErrNotValidYet):
-		return nil, invalidToken("token_not_yet_valid")
-	case errors.Is(err, josejwt.ErrIssuedInTheFuture):
-		return nil, invalidToken("token_issued_in_future")
-	default:
-		return nil, invalidToken("token_malformed")
-	}
-
-	// A token without "exp" would be a credential that never expires.
-	if std.Expiry == nil {
-		return nil, invalidToken("missing_claim")
-	}
-	for _, name := range v.required {
-		if claims[name] == nil {
-			return nil, invalidToken("missing_claim")
-		}
+	if err := v.checkClaims(std, claims); err != nil {
+		return nil, err
 	}
 	return claims, nil
 }
 
-// decodeClaims decodes the verified payload with go-jose's JSON decoder,
-// which matches names case-sensitively and rejects duplicate keys at every
-// level (so the map cannot disagree with the claims go-jose validated),
-// then converts its number type to encoding/json.Number so callers do not
-// depend on go-jose's JSON fork.
-func decodeClaims(payload []byte) (map[string]any, error) {
-	dec := josejson.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
+// parse reads the compact JWS with the allow-list applied, so that a
+// token with another "alg" is refused before any key is looked at.
+func (v *JWTVerifier) parse(token string) (*josejwt.JSONWebToken, error) {
+	tok, err := josejwt.ParseSigned(token, v.algs)
+	if err != nil {
+		var ua *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &ua) && ua.Got != "" {
+			return nil, invalidToken(refusal.AlgNotAllowed, fmt.Errorf("jwt: parsing token: %w", err))
+		}
+		// Includes a header without "alg", which RFC 7515 requires.
+		return nil, invalidToken(refusal.TokenMalformed, fmt.Errorf("jwt: parsing token: %w", err))
 	}
-	if m == nil {
-		return nil, errors.New("claims are not an object")
+	if len(tok.Headers) != 1 {
+		return nil, invalidToken(refusal.TokenMalformed, fmt.Errorf("jwt: %d signatures, want one", len(tok.Headers)))
 	}
-	for k, e := range m {
-		m[k] = normalizeJSON(e)
-	}
-	return m, nil
+	return tok, nil
 }
 
-func normalizeJSON(v any) any {
-	switch t := v.(type) {
-	case josejson.Number:
-		return stdjson.Number(t)
-	case map[string]any:
-		for k, e := range t {
-			t[k] = normalizeJSON(e)
+// verifySignature finds the keys that may have signed tok and returns
+// the standard claims and raw payload of the first that verifies it.
+func (v *JWTVerifier) verifySignature(ctx context.Context, tok *josejwt.JSONWebToken) (josejwt.Claims, rawPayload, error) {
+	var std josejwt.Claims
+	var payload rawPayload
+	cands := v.candidates(ctx, tok.Headers[0].KeyID, jose.SignatureAlgorithm(tok.Headers[0].Algorithm))
+	if len(cands) == 0 {
+		return std, nil, invalidToken(refusal.UnknownKID, nil)
+	}
+	var err error
+	for i := range cands {
+		err = tok.Claims(cands[i].Key, &std, &payload)
+		if err == nil {
+			return std, payload, nil
 		}
-	case []any:
-		for i, e := range t {
-			t[i] = normalizeJSON(e)
+		if !errors.Is(err, jose.ErrCryptoFailure) {
+			// The signature held (or a "crit" header is unsupported) but
+			// the payload is not a well-formed claims object.
+			return std, nil, invalidToken(refusal.TokenMalformed, fmt.Errorf("jwt: reading claims: %w", err))
 		}
 	}
-	return v
+	return std, nil, invalidToken(refusal.BadSignature, fmt.Errorf("jwt: no candidate key verifies the signature: %w", err))
+}
+
+// candidates looks the keys up in the current set and, when the kid is
+// unknown and the set comes from a URL, once more after a refresh: the
+// issuer may have rotated keys since the last one.
+func (v *JWTVerifier) candidates(ctx context.Context, kid string, alg jose.SignatureAlgorithm) []jose.JSONWebKey {
+	ks := v.keys.Load()
+	cands := ks.candidates(kid, alg)
+	if len(cands) == 0 && kid != "" && v.jwksURL != "" {
+		if fresh := v.refreshForUnknownKID(ctx, ks); fresh != nil {
+			cands = fresh.candidates(kid, alg)
+		}
+	}
+	return cands
 }
