@@ -3,12 +3,10 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -415,91 +413,11 @@ func appendCanonString(dst []byte, s string) []byte {
 	return append(dst, bytes.TrimSuffix(out.Bytes(), []byte{'\n'})...)
 }
 
-// canonPool recycles the buffers documents are built in; a FileSink
-// returns one as soon as the line is sealed.
-var canonPool = sync.Pool{New: func() any {
-	return &canonBuf{b: make([]byte, 0, 8<<10), stack: make([]pendingMember, 0, 64)}
-}}
-
-// free hands d's buffer back for reuse; d must not be used after.
-func (d *canonDoc) free() {
-	if d.pooled == nil || cap(d.buf) > 64<<10 {
-		return // a huge record's buffer is not worth keeping
-	}
-	d.pooled.b = d.buf[:0]
-	canonPool.Put(d.pooled)
-	d.pooled, d.buf, d.top = nil, nil, nil
-}
-
-// size is the length of d.appendTo(nil, nil).
-func (d *canonDoc) size() int {
-	n := 1 + len(d.top)
-	for i, m := range d.top {
-		n += len(m.key) + 1 + len(m.val)
-		if i == d.rg {
-			n += 1 + len(m.sub)
-			for _, q := range m.sub {
-				n += len(q.key) + 1 + len(q.val)
-			}
-		}
-	}
-	return n
-}
-
-// newCanonDoc encodes r (without its Chain) straight into its canonical
-// form (see chain.go), with no encode/decode round trip.
-func newCanonDoc(r *Record) (*canonDoc, error) {
-	c := *r
-	c.Chain = nil
-	buf := canonPool.Get().(*canonBuf)
-	buf.b, buf.stack, buf.err = buf.b[:0], buf.stack[:0], nil
-	top := &canonObject{buf: buf, top: true}
-	if err := c.MarshalLogObject(top); err != nil {
-		return nil, fmt.Errorf("audit: encoding record: %w", err)
-	}
-	if buf.err != nil {
-		return nil, buf.err
-	}
-	top.settle()
-	// Keys go into the buffer too; slices of it are taken only once it
-	// has stopped growing.
-	type keyed struct {
-		pendingMember
-		key span
-		sub []keyed
-	}
-	withKey := func(m pendingMember) keyed {
-		start := len(buf.b)
-		buf.b = appendCanonString(buf.b, m.name)
-		return keyed{pendingMember: m, key: span{start, len(buf.b)}}
-	}
-	var members []keyed
-	rg := -1
-	for _, m := range sortMembers(top.members()) {
-		k := withKey(m)
-		if m.open {
-			rg = len(members)
-			for _, q := range sortMembers(m.sub) {
-				k.sub = append(k.sub, withKey(q))
-			}
-		}
-		members = append(members, k)
-	}
-	if rg < 0 {
-		return nil, errors.New("record has no resetguard object")
-	}
-	at := func(s span) []byte { return buf.b[s.start:s.end:s.end] }
-	doc := &canonDoc{buf: buf.b, rg: rg, top: make([]canonMember, len(members)), pooled: buf}
-	for i, m := range members {
-		doc.top[i] = canonMember{name: m.name, key: at(m.key)}
-		if !m.open {
-			doc.top[i].val = at(m.val)
-			continue
-		}
-		doc.top[i].sub = make([]canonMember, len(m.sub))
-		for j, q := range m.sub {
-			doc.top[i].sub[j] = canonMember{name: q.name, key: at(q.key), val: at(q.val)}
-		}
-	}
-	return doc, nil
-}
+// recordEncoder writes a record's fields and nothing else: no time, level,
+// message, logger name or caller keys. EncodeEntry does not change the
+// encoder, so one serves every goroutine.
+var recordEncoder = zapcore.NewJSONEncoder(zapcore.EncoderConfig{
+	LineEnding:     "\n",
+	EncodeDuration: zapcore.NanosDurationEncoder,
+	EncodeTime:     zapcore.RFC3339NanoTimeEncoder,
+})

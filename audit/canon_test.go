@@ -27,7 +27,7 @@ func canonBoth(t testing.TB, r *Record) (fast, ref [2][]byte) {
 }
 
 func TestCanonicalMatchesReference(t *testing.T) {
-	cs := fsChatSession(t)
+	cs := fixtureEntity(t)
 	nine := int32(9)
 	strange := []string{
 		"", "plain", "quote \" back \\ slash", "<b>&amp;</b>", "line\nbreak\rtab\t", "\b\f\x00\x01\x1f\x7f",
@@ -142,7 +142,7 @@ func FuzzCanonicalMatchesReference(f *testing.F) {
 	for _, s := range []string{"", "a", "\"\\", "\u2028", "\xff", "<&>", "\x00\x1f", "日本"} {
 		f.Add(s, s)
 	}
-	cs := fsChatSession(f)
+	cs := fixtureEntity(f)
 	f.Fuzz(func(t *testing.T, a, b string) {
 		r := fsRecord(cs, 1)
 		r.Reason, r.UserName, r.Upstream.ContentType = a, b, a+b
@@ -156,7 +156,7 @@ func FuzzCanonicalMatchesReference(f *testing.F) {
 }
 
 func BenchmarkCanonical(b *testing.B) {
-	r := fsRecord(fsChatSession(b), 1)
+	r := fsRecord(fixtureEntity(b), 1)
 	for _, bc := range []struct {
 		name  string
 		build func(*Record) (*canonDoc, error)

@@ -7,28 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
-
-// fsChatSession is the reset fixture's entity, as the handler records it.
-func fsChatSession(tb testing.TB) *ChatSession {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "entities", "reset.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cs, err := DecodeEntity(b, "application/json", "", 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cs
-}
 
 // fsRecord is a realistic record, the i-th of a run; its reason needs
 // escaping (quote, HTML characters, U+2028, non-ASCII).
@@ -71,6 +54,24 @@ func fsWrite(t *testing.T, s *FileSink, cs *ChatSession, from, to int) {
 			t.Fatalf("write %d: chain %+v after head %d %s", i, r.Chain, seq, prev)
 		}
 	}
+}
+
+// writeConcurrently has writers goroutines write each records apiece
+// (writer w's i-th is fsRecord(cs, w*each+i)) and hands every outcome to
+// check; a writer stops at the first check that returns false.
+func writeConcurrently(s *FileSink, cs *ChatSession, writers, each int, check func(w int, r *Record, err error) bool) {
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				r := fsRecord(cs, w*each+i)
+				if !check(w, r, s.Write(r)) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // fsFiles is what the CLI verifies for path: rotated files, oldest
@@ -140,7 +141,7 @@ func fsWaitHealthy(t *testing.T, s *FileSink) {
 }
 
 func TestFileSinkWriteRestartVerify(t *testing.T) {
-	cs := fsChatSession(t)
+	cs := fixtureEntity(t)
 	for _, keyed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("keyed=%v", keyed), func(t *testing.T) {
 			var key []byte
@@ -197,7 +198,7 @@ func lastHashOf(t *testing.T, path string) string {
 // TestFileSinkLine checks a written line: the record's fields exactly as
 // the Caddy logger carries them, canonical, plus resetguard.chain.
 func TestFileSinkLine(t *testing.T) {
-	cs := fsChatSession(t)
+	cs := fixtureEntity(t)
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s := fsOpen(t, FileSinkConfig{Path: path})
 	r := fsRecord(cs, 7)
@@ -254,7 +255,7 @@ func TestFileSinkLine(t *testing.T) {
 }
 
 func TestFileSinkFsyncModes(t *testing.T) {
-	cs := fsChatSession(t)
+	cs := fixtureEntity(t)
 	for _, mode := range []FsyncMode{FsyncAlways, FsyncInterval, FsyncNever, ""} {
 		t.Run(string(mode), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.log")
@@ -302,483 +303,6 @@ func TestFileSinkFsyncModes(t *testing.T) {
 	}
 }
 
-// TestFileSinkConcurrentRotation: 16 writers, a small MaxSize and a
-// background fsync racing the rotations: every record lands whole in
-// exactly one file and the chain runs across all of them.
-func TestFileSinkConcurrentRotation(t *testing.T) {
-	const writers, each, maxSize = 16, 200, 16 << 10
-	cs := fsChatSession(t)
-	path := filepath.Join(t.TempDir(), "audit.log")
-	s := fsOpen(t, FileSinkConfig{Path: path, MaxSize: maxSize, Fsync: FsyncInterval, FsyncInterval: time.Millisecond})
-	seqs := make([][]int64, writers)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				r := fsRecord(cs, w*each+i)
-				if err := s.Write(r); err != nil {
-					t.Error(err)
-					return
-				}
-				seqs[w] = append(seqs[w], r.Chain.Seq)
-			}
-		})
-	}
-	wg.Wait()
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if w := s.Warnings(); len(w) != 0 {
-		t.Errorf("warnings: %q", w)
-	}
-	all := slices.Concat(seqs...)
-	slices.Sort(all)
-	for i, seq := range all {
-		if seq != int64(i+1) {
-			t.Fatalf("seqs handed out: %v... want 1..%d once each", all[:i+1], writers*each)
-		}
-	}
-
-	files := fsFiles(t, path)
-	if len(files) < 10 {
-		t.Fatalf("only %d files: rotation did not happen", len(files))
-	}
-	lines := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if int64(len(b)) > maxSize {
-			t.Errorf("%s: %d bytes, over MaxSize", f, len(b))
-		}
-		if len(b) == 0 || b[len(b)-1] != '\n' {
-			t.Errorf("%s: does not end in a newline", f)
-		}
-		for l := range bytes.SplitSeq(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
-			lines++
-			if !json.Valid(l) {
-				t.Fatalf("%s: invalid line %q", f, l)
-			}
-		}
-		if f != path && !isRotatedStamp(strings.TrimPrefix(f, path+".")) {
-			t.Errorf("rotated name %s", f)
-		}
-	}
-	if lines != writers*each {
-		t.Errorf("%d lines in %d files, want %d", lines, len(files), writers*each)
-	}
-	rep := fsVerify(t, VerifyOptions{}, files...)
-	fsWantOK(t, rep, writers*each)
-	if rep.Files != len(files) {
-		t.Errorf("verified %d files, want %d", rep.Files, len(files))
-	}
-}
-
-// TestFileSinkContinuesFromRotated: with the live file empty or missing,
-// the chain continues from the newest rotated file.
-func TestFileSinkContinuesFromRotated(t *testing.T) {
-	cs := fsChatSession(t)
-	for _, live := range []string{"missing", "empty"} {
-		t.Run(live, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "audit.log")
-			s := fsOpen(t, FileSinkConfig{Path: path, MaxSize: 8 << 10})
-			fsWrite(t, s, cs, 1, 30)
-			seq, hash := s.Head()
-			s.Close()
-			// Rotate the live file by hand, as the sink names it.
-			later := time.Now().UTC().Add(time.Hour).Format(RotatedTimeFormat)
-			if err := os.Rename(path, path+"."+later); err != nil {
-				t.Fatal(err)
-			}
-			if live == "empty" {
-				if err := os.WriteFile(path, nil, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s = fsOpen(t, FileSinkConfig{Path: path, MaxSize: 8 << 10})
-			if gs, gh := s.Head(); gs != seq || gh != hash {
-				t.Fatalf("head %d %s, want %d %s", gs, gh, seq, hash)
-			}
-			fsWrite(t, s, cs, 31, 40)
-			s.Close()
-			// A rotation after the hand-made one sorts after it.
-			files := fsFiles(t, path)
-			if !slices.IsSorted(files[:len(files)-1]) || !slices.Contains(files, path+"."+later) {
-				t.Fatalf("files %v", files)
-			}
-			fsWantOK(t, fsVerify(t, VerifyOptions{}, files...), 40)
-		})
-	}
-}
-
-// TestFileSinkTornTail: what a crash mid-write leaves at the end of the
-// live file, at the next open.
-func TestFileSinkTornTail(t *testing.T) {
-	cs := fsChatSession(t)
-	tests := []struct {
-		name    string
-		damage  func(b []byte) []byte
-		warning string // "" : open fails with wantErr
-		wantErr string
-	}{
-		{"half a record", func(b []byte) []byte { return append(b, `{"@timestamp":"2026-11-25T10:00:`...) }, "cut off an incomplete last line", ""},
-		{"zeros after a power loss", func(b []byte) []byte { return append(b, make([]byte, 300)...) }, "cut off an incomplete last line", ""},
-		{"record without its newline", func(b []byte) []byte { return b[:len(b)-1] }, "lacked its newline", ""},
-		{"foreign JSON without a newline", func(b []byte) []byte { return append(b, `{"note":"hand-written"}`...) }, "", "JSON but not a chained record"},
-		{"foreign last line", func(b []byte) []byte { return append(b, "{\"note\":\"hand-written\"}\n"...) }, "", "cannot continue the chain"},
-		{"text last line", func(b []byte) []byte { return append(b, "# rotated by hand\n"...) }, "", "cannot continue the chain"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "audit.log")
-			s := fsOpen(t, FileSinkConfig{Path: path})
-			fsWrite(t, s, cs, 1, 5)
-			s.Close()
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, tt.damage(bytes.Clone(b)), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			s, err = OpenFileSink(FileSinkConfig{Path: path})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("open: %v, want an error containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if w := s.Warnings(); len(w) != 1 || !strings.Contains(w[0], tt.warning) {
-				t.Errorf("warnings %q, want one containing %q", w, tt.warning)
-			}
-			if got, _ := os.ReadFile(path); !bytes.Equal(got, b) {
-				t.Errorf("file after repair differs from the intact file (%d vs %d bytes)", len(got), len(b))
-			}
-			if seq, _ := s.Head(); seq != 5 {
-				t.Errorf("head seq %d, want 5", seq)
-			}
-			fsWrite(t, s, cs, 6, 8)
-			s.Close()
-			fsWantOK(t, fsVerify(t, VerifyOptions{}, path), 8)
-		})
-	}
-}
-
-// TestFileSinkWriteErrorsDoNotAdvance: a full disk mid-write and a failed
-// fsync leave the chain where it was, make the sink unhealthy until the
-// fault goes, and leave nothing of the failed record in the file.
-func TestFileSinkWriteErrorsDoNotAdvance(t *testing.T) {
-	cs := fsChatSession(t)
-	tests := []struct {
-		name   string
-		inject func(s *FileSink, fault *atomic.Bool)
-		errno  syscall.Errno
-	}{
-		{"disk full mid-write", func(s *FileSink, fault *atomic.Bool) {
-			s.writeHook = func(f *os.File, p []byte) (int, error) {
-				if fault.Load() {
-					n, _ := f.Write(p[:len(p)/2])
-					return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
-				}
-				return f.Write(p)
-			}
-		}, syscall.ENOSPC},
-		{"fsync fails", func(s *FileSink, fault *atomic.Bool) {
-			s.syncHook = func(f *os.File) error {
-				if fault.Load() {
-					return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
-				}
-				return f.Sync()
-			}
-		}, syscall.EIO},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "audit.log")
-			s := fsOpen(t, FileSinkConfig{Path: path})
-			var fault atomic.Bool
-			tt.inject(s, &fault)
-			fsWrite(t, s, cs, 1, 5)
-			seq, hash := s.Head()
-			size := fsSize(t, path)
-
-			fault.Store(true)
-			r := fsRecord(cs, 6)
-			err := s.Write(r)
-			if !errors.Is(err, tt.errno) {
-				t.Fatalf("write: %v, want %v", err, tt.errno)
-			}
-			if r.Chain != nil {
-				t.Errorf("failed write set the chain: %+v", r.Chain)
-			}
-			if gs, gh := s.Head(); gs != seq || gh != hash {
-				t.Errorf("failed write advanced the head to %d", gs)
-			}
-			probes := s.probes.Load()
-			if err := s.Healthy(); !errors.Is(err, tt.errno) {
-				t.Errorf("healthy with the fault on: %v", err)
-			}
-			if s.probes.Load() != probes+1 {
-				t.Errorf("the first Healthy after a failure did not probe")
-			}
-			if err := s.Healthy(); err == nil {
-				t.Error("healthy with the fault on")
-			}
-			if err := s.Write(r); err == nil {
-				t.Error("write succeeded with the fault on")
-			}
-			if s.probes.Load() != probes+1 {
-				t.Errorf("%d probes within 100ms, want 1", s.probes.Load()-probes)
-			}
-			if got := fsSize(t, path); got != size {
-				t.Errorf("file is %d bytes after the failed write, want %d (cut back)", got, size)
-			}
-
-			fault.Store(false)
-			fsWaitHealthy(t, s)
-			if err := s.Write(r); err != nil {
-				t.Fatal(err)
-			}
-			if r.Chain.Seq != 6 || r.Chain.Prev != hash {
-				t.Errorf("chain after recovery %+v, want seq 6 after %s", r.Chain, hash)
-			}
-			fsWrite(t, s, cs, 7, 10)
-			s.Close()
-			fsWantOK(t, fsVerify(t, VerifyOptions{}, path), 10)
-		})
-	}
-}
-
-// TestFileSinkFailedRecordCutAtClose: closing an unhealthy sink removes
-// the record whose fsync failed, so that a restart does not take it for
-// part of the chain.
-func TestFileSinkFailedRecordCutAtClose(t *testing.T) {
-	cs := fsChatSession(t)
-	path := filepath.Join(t.TempDir(), "audit.log")
-	s := fsOpen(t, FileSinkConfig{Path: path})
-	fsWrite(t, s, cs, 1, 3)
-	size := fsSize(t, path)
-	s.syncHook = func(*os.File) error { return syscall.EIO }
-	if err := s.Write(fsRecord(cs, 4)); err == nil {
-		t.Fatal("write succeeded")
-	}
-	s.syncHook = nil
-	s.Close()
-	if got := fsSize(t, path); got != size {
-		t.Fatalf("file is %d bytes, want %d", got, size)
-	}
-	s = fsOpen(t, FileSinkConfig{Path: path})
-	if seq, _ := s.Head(); seq != 3 {
-		t.Fatalf("head %d after restart, want 3", seq)
-	}
-}
-
-// TestFileSinkRemovedWhileOpen: the live file removed (or renamed) under
-// the sink. It is noticed by Healthy or Write, reported once, and the
-// next call creates a new live file where the chain continues. Records of
-// a removed file are gone: verifying the new file alone reports them as
-// deleted at its first line; a renamed file verifies in its place.
-func TestFileSinkRemovedWhileOpen(t *testing.T) {
-	cs := fsChatSession(t)
-	for _, how := range []string{"removed", "renamed"} {
-		for _, by := range []string{"Healthy", "Write"} {
-			t.Run(how+"/noticed by "+by, func(t *testing.T) {
-				path := filepath.Join(t.TempDir(), "audit.log")
-				s := fsOpen(t, FileSinkConfig{Path: path})
-				fsWrite(t, s, cs, 1, 10)
-				moved := path + ".moved"
-				if how == "removed" {
-					if err := os.Remove(path); err != nil {
-						t.Fatal(err)
-					}
-				} else if err := os.Rename(path, moved); err != nil {
-					t.Fatal(err)
-				}
-
-				if by == "Healthy" {
-					if err := s.Healthy(); err == nil || !strings.Contains(err.Error(), "removed or replaced") {
-						t.Fatalf("healthy: %v", err)
-					}
-					if err := s.Healthy(); err != nil {
-						t.Fatalf("no recovery: %v", err)
-					}
-				} else {
-					// The handler retries a failed write once.
-					r := fsRecord(cs, 11)
-					if err := s.Write(r); err == nil || r.Chain != nil {
-						t.Fatalf("write to a removed file: %v %+v", err, r.Chain)
-					}
-					if err := s.Write(r); err != nil || r.Chain.Seq != 11 {
-						t.Fatalf("retry: %v %+v", err, r.Chain)
-					}
-				}
-				if _, err := os.Stat(path); err != nil {
-					t.Fatalf("no new live file: %v", err)
-				}
-				if w := s.Warnings(); len(w) != 1 || !strings.Contains(w[0], "records seq 1..10") {
-					t.Errorf("warnings %q", w)
-				}
-				from := 11
-				if by == "Write" {
-					from = 12
-				}
-				fsWrite(t, s, cs, from, 15)
-				s.Close()
-
-				if how == "renamed" {
-					fsWantOK(t, fsVerify(t, VerifyOptions{}, moved, path), 15)
-					return
-				}
-				fsWantProblem(t, fsVerify(t, VerifyOptions{}, path), ProblemDeleted, path, 1, 11, "records seq 1..10 are missing")
-				rep := fsVerify(t, VerifyOptions{Partial: true}, path)
-				if rep.FirstProblem != nil || rep.Records != 5 || rep.LastSeq != 15 {
-					t.Errorf("partial verification: %+v %v", rep, rep.FirstProblem)
-				}
-			})
-		}
-	}
-}
-
-// TestFileSinkUnwritableDirectory: the directory stops taking writes.
-// As a normal user: the file made read-only (0400) and the directory too
-// (0500), with the next record due to rotate, which needs the directory.
-// As root, whom permissions do not stop: the directory is replaced by a
-// regular file (taking the live file with it), and restored empty.
-func TestFileSinkUnwritableDirectory(t *testing.T) {
-	cs := fsChatSession(t)
-	root := os.Geteuid() == 0
-	dir := filepath.Join(t.TempDir(), "logs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "audit.log")
-	cfg := FileSinkConfig{Path: path}
-	if !root {
-		canonical, err := Canonical(fsRecord(cs, 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := int64(len(canonical) + 200) // with the chain
-		cfg.MaxSize = 2*l + l/2          // the third record rotates
-	}
-	s := fsOpen(t, cfg)
-	fsWrite(t, s, cs, 1, 2)
-
-	var restore func()
-	if root {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		restore = func() {
-			if err := os.Remove(dir); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Mkdir(dir, 0o700); err != nil {
-				t.Fatal(err)
-			}
-		}
-	} else {
-		if err := os.Chmod(path, 0o400); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(dir, 0o500); err != nil {
-			t.Fatal(err)
-		}
-		restored := false
-		restore = func() {
-			if !restored {
-				restored = true
-				os.Chmod(dir, 0o700)
-				os.Chmod(path, 0o600)
-			}
-		}
-		t.Cleanup(restore)
-	}
-
-	r := fsRecord(cs, 3)
-	if err := s.Write(r); err == nil {
-		t.Fatal("write succeeded in an unwritable directory")
-	}
-	if r.Chain != nil {
-		t.Fatalf("failed write set the chain %+v", r.Chain)
-	}
-	if err := s.Healthy(); err == nil {
-		t.Fatal("healthy in an unwritable directory")
-	}
-	if err := s.Healthy(); err == nil {
-		t.Fatal("healthy in an unwritable directory")
-	}
-	if seq, _ := s.Head(); seq != 2 {
-		t.Fatalf("head %d, want 2", seq)
-	}
-
-	restore()
-	fsWaitHealthy(t, s)
-	if err := s.Write(r); err != nil {
-		t.Fatal(err)
-	}
-	if r.Chain.Seq != 3 {
-		t.Fatalf("seq %d after recovery, want 3", r.Chain.Seq)
-	}
-	fsWrite(t, s, cs, 4, 5)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	files := fsFiles(t, path)
-	if root {
-		// The directory went with records 1 and 2.
-		fsWantProblem(t, fsVerify(t, VerifyOptions{}, files...), ProblemDeleted, path, 1, 3, "records seq 1..2 are missing")
-		return
-	}
-	if len(files) != 3 { // records 1-2, 3-4 and 5
-		t.Errorf("files %v, want two rotated and the live file", files)
-	}
-	fsWantOK(t, fsVerify(t, VerifyOptions{}, files...), 5)
-}
-
-// TestFileSinkBackgroundFsyncFailure: in interval mode a failed background
-// fsync makes the sink unhealthy.
-func TestFileSinkBackgroundFsyncFailure(t *testing.T) {
-	cs := fsChatSession(t)
-	path := filepath.Join(t.TempDir(), "audit.log")
-	s, err := OpenFileSink(FileSinkConfig{Path: path, Fsync: FsyncInterval, FsyncInterval: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var fault atomic.Bool
-	fault.Store(true)
-	s.mu.Lock()
-	s.syncHook = func(f *os.File) error {
-		if fault.Load() {
-			return syscall.EIO
-		}
-		return f.Sync()
-	}
-	s.mu.Unlock()
-	fsWrite(t, s, cs, 1, 3)
-	deadline := time.Now().Add(2 * time.Second)
-	for s.Healthy() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("a failed background fsync left the sink healthy")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	fault.Store(false)
-	fsWaitHealthy(t, s)
-	fsWrite(t, s, cs, 4, 5)
-	s.Close()
-	fsWantOK(t, fsVerify(t, VerifyOptions{}, path), 5)
-}
-
 func TestFileSinkClosed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s := fsOpen(t, FileSinkConfig{Path: path, Fsync: FsyncInterval})
@@ -788,7 +312,7 @@ func TestFileSinkClosed(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second close: %v", err)
 	}
-	if err := s.Write(fsRecord(fsChatSession(t), 1)); !errors.Is(err, ErrSinkClosed) {
+	if err := s.Write(fsRecord(fixtureEntity(t), 1)); !errors.Is(err, ErrSinkClosed) {
 		t.Errorf("write after close: %v", err)
 	}
 	if err := s.Healthy(); !errors.Is(err, ErrSinkClosed) {
@@ -825,7 +349,7 @@ func TestOpenFileSinkErrors(t *testing.T) {
 }
 
 func BenchmarkFileSinkWrite(b *testing.B) {
-	cs := fsChatSession(b)
+	cs := fixtureEntity(b)
 	for _, mode := range []FsyncMode{FsyncAlways, FsyncInterval, FsyncNever} {
 		b.Run(string(mode), func(b *testing.B) {
 			s, err := OpenFileSink(FileSinkConfig{Path: filepath.Join(b.TempDir(), "audit.log"), Fsync: mode, MaxSize: 32 << 20})

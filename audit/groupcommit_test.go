@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -16,7 +15,7 @@ import (
 // (a slow disk does not queue them one fsync each), every Write returns
 // only once its record is covered by an fsync, and the chain verifies.
 func TestFileSinkGroupCommit(t *testing.T) {
-	cs := fsChatSession(t)
+	cs := fixtureEntity(t)
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s := fsOpen(t, FileSinkConfig{Path: path, Fsync: FsyncAlways})
 	// Records covered by an fsync: the complete lines in the file when
@@ -36,25 +35,17 @@ func TestFileSinkGroupCommit(t *testing.T) {
 		return nil
 	}
 	const writers, each = 16, 20
-	var wg sync.WaitGroup
 	var uncovered atomic.Int64
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				r := fsRecord(cs, w*each+i)
-				if err := s.Write(r); err != nil {
-					t.Error(err)
-					return
-				}
-				if r.Chain.Seq > synced.Load() {
-					uncovered.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	writeConcurrently(s, cs, writers, each, func(_ int, r *Record, err error) bool {
+		if err != nil {
+			t.Error(err)
+			return false
+		}
+		if r.Chain.Seq > synced.Load() {
+			uncovered.Add(1)
+		}
+		return true
+	})
 	if n := uncovered.Load(); n > 0 {
 		t.Errorf("%d writes returned before an fsync covered them", n)
 	}
@@ -71,7 +62,7 @@ func TestFileSinkGroupCommit(t *testing.T) {
 // got the error, and its record is not (recovery cuts it back); the chain
 // then goes on and verifies.
 func TestFileSinkGroupCommitFailure(t *testing.T) {
-	cs := fsChatSession(t)
+	cs := fixtureEntity(t)
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s := fsOpen(t, FileSinkConfig{Path: path, Fsync: FsyncAlways})
 	var calls atomic.Int64
@@ -83,31 +74,22 @@ func TestFileSinkGroupCommitFailure(t *testing.T) {
 		return f.Sync()
 	}
 	const writers, each = 8, 10
-	var wg sync.WaitGroup
 	var ok, failed atomic.Int64
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				r := fsRecord(cs, w*each+i)
-				err := s.Write(r)
-				switch {
-				case err == nil && r.Chain != nil:
-					ok.Add(1)
-				case err != nil && r.Chain == nil:
-					if !errors.Is(err, syscall.EIO) && !errors.Is(err, errRolledBack) {
-						t.Errorf("write failed with %v, want the fsync's EIO", err)
-					}
-					failed.Add(1)
-					time.Sleep(probeEvery) // let the sink recover
-				default:
-					t.Errorf("write: err %v with chain %+v", err, r.Chain)
-				}
+	writeConcurrently(s, cs, writers, each, func(_ int, r *Record, err error) bool {
+		switch {
+		case err == nil && r.Chain != nil:
+			ok.Add(1)
+		case err != nil && r.Chain == nil:
+			if !errors.Is(err, syscall.EIO) && !errors.Is(err, errRolledBack) {
+				t.Errorf("write failed with %v, want the fsync's EIO", err)
 			}
-		}()
-	}
-	wg.Wait()
+			failed.Add(1)
+			time.Sleep(probeEvery) // let the sink recover
+		default:
+			t.Errorf("write: err %v with chain %+v", err, r.Chain)
+		}
+		return true
+	})
 	if failed.Load() == 0 {
 		t.Fatal("the failing fsync failed no write")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -23,22 +24,33 @@ func encode(t *testing.T, r *Record) string {
 	return buf.String()
 }
 
-func TestRecordJSON(t *testing.T) {
-	entity, err := os.ReadFile("../testdata/entities/reset.json")
+// fixtureEntity is the reset fixture's entity, as the handler records it:
+// the one place the audit tests decode it.
+func fixtureEntity(tb testing.TB) *ChatSession {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "entities", "reset.json"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	cs, err := DecodeEntity(entity, "application/json", "", 0)
+	cs, err := DecodeEntity(b, "application/json", "", 0)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return cs
+}
+
+// recordJSONCase is a record and what its line must hold (dotted path →
+// value) and must not.
+type recordJSONCase struct {
+	name   string
+	rec    *Record
+	want   map[string]any
+	absent []string
+}
+
+func recordJSONCases(cs *ChatSession) []recordJSONCase {
 	ts := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name   string
-		rec    *Record
-		want   map[string]any // dotted path → value
-		absent []string
-	}{
+	return []recordJSONCase{
 		{
 			name: "allowed with entity",
 			rec: &Record{
@@ -85,7 +97,10 @@ func TestRecordJSON(t *testing.T) {
 			want: map[string]any{"url.path": "/api/v1/ChatSession/1\n{\"schema\":\"forged\"}\u2028/Reset\x00", "schema": Schema},
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestRecordJSON(t *testing.T) {
+	for _, tt := range recordJSONCases(fixtureEntity(t)) {
 		t.Run(tt.name, func(t *testing.T) {
 			line := encode(t, tt.rec)
 			if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
@@ -125,10 +140,7 @@ func TestRecordHoldsNoEntitySecrets(t *testing.T) {
 	if err := json.Unmarshal(entity, &raw); err != nil {
 		t.Fatal(err)
 	}
-	cs, err := DecodeEntity(entity, "application/json", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := fixtureEntity(t)
 	line := encode(t, &Record{Action: "chat_session.reset", Outcome: OutcomeSuccess, ChatSession: cs, Upstream: &Upstream{Status: 200}})
 	for _, k := range []string{"SessionKey", "FirstMessage", "LastMessage", "CustomerName", "CustomerEmail", "CustomerPhone", "CustomerHost", "CustomerAlias", "CustomerCompanyName"} {
 		v, _ := raw[k].(string)
@@ -157,14 +169,7 @@ func lookup(m map[string]any, path string) (any, bool) {
 }
 
 func BenchmarkSinkWrite(b *testing.B) {
-	entity, err := os.ReadFile("../testdata/entities/reset.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cs, err := DecodeEntity(entity, "application/json", "", 0)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cs := fixtureEntity(b)
 	rec := &Record{Timestamp: time.Now(), Action: "chat_session.reset", Allowed: true, Outcome: OutcomeSuccess,
 		Decision: &Decision{Allow: true, Reasons: []string{"ok"}}, Upstream: &Upstream{Status: 200}, ChatSession: cs}
 	sink := NewSink(zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(discardWriter{}), zapcore.InfoLevel)))

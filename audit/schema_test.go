@@ -86,150 +86,149 @@ func decodeLine(t *testing.T, line string) map[string]any {
 	return m
 }
 
-// schemaEntity is the fixture entity as the handler decodes it.
-func schemaEntity(t *testing.T) *ChatSession {
-	t.Helper()
-	body, err := os.ReadFile("../testdata/entities/reset.json")
-	if err != nil {
-		t.Fatal(err)
+// outcomeTime is when the outcome records were written.
+var outcomeTime = time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
+
+// outcomeBase holds what every guarded request's record has.
+func outcomeBase() *Record {
+	return &Record{
+		Timestamp: outcomeTime, EventID: "9b2f6a3e-5f1c-4f7e-9a39-0c1d2e3f4a5b", RequestID: "9b2f6a3e-5f1c-4f7e-9a39-0c1d2e3f4a5b",
+		Action: "chat_session.reset", Duration: 2345678, Method: "POST", Path: "/api/v1/ChatSession/427/Reset",
+		SourceIP: "192.0.2.10", Route: "rest",
 	}
-	cs, err := DecodeEntity(body, "application/json", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
 }
 
-// outcomeRecords builds one record per way a guarded request can end,
-// filled as module.go fills them.
-func outcomeRecords(t *testing.T) map[string]*Record {
-	cs := schemaEntity(t)
-	ts := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
-	base := func(mut func(r *Record)) *Record {
-		r := &Record{
-			Timestamp: ts, EventID: "9b2f6a3e-5f1c-4f7e-9a39-0c1d2e3f4a5b", RequestID: "9b2f6a3e-5f1c-4f7e-9a39-0c1d2e3f4a5b",
-			Action: "chat_session.reset", Duration: 2345678, Method: "POST", Path: "/api/v1/ChatSession/427/Reset",
-			SourceIP: "192.0.2.10", Route: "rest",
-		}
-		mut(r)
-		return r
-	}
-	// afterIdentity fills what steps 2-4 establish.
-	afterIdentity := func(r *Record) {
+// afterIdentity fills what steps 2-4 establish.
+func afterIdentity(r *Record) {
+	r.SessionID = 427
+	r.CredScheme, r.Fingerprint = "basic", "0123456789abcdef0123456789abcdef"
+	r.UserName = "bot"
+	r.PrincipalSource = "none"
+}
+
+func outcomeDecision(allow, dryRun bool, reasons ...string) *Decision {
+	return &Decision{Allow: allow, DryRun: dryRun, Reasons: reasons, Query: "data.resetguard.decision",
+		Revision: "sha256:00112233aabbccdd", Eval: 81234}
+}
+
+// outcomes fill an outcomeBase record for each way a guarded request can
+// end, as the handler fills them; cs is the entity the backend answered.
+var outcomes = map[string]func(r *Record, cs *ChatSession){
+	"allowed success with entity": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Status = true, OutcomeSuccess, 200
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 200, Duration: 1500000, ContentType: "application/json; charset=utf-8", EntityRead: true}
+		r.ChatSession = cs
+	},
+	"allowed via JWT on the Agents route": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Route, r.Path = "agents", "/Cust12345/api/v1/Agents/Chat/ResetChatSession"
+		r.CredScheme = "bearer"
+		r.UserID, r.UserName, r.UserDomain, r.PrincipalSource = "42", "chatbot@example.com", "Cust12345", "jwt"
+		r.Allowed, r.Outcome, r.Status = true, OutcomeSuccess, 200
+		r.Decision = outcomeDecision(true, false, "bot_handoff")
+		r.Upstream = &Upstream{Status: 200, Duration: 1500000, ContentType: "application/xml", EntityRead: true}
+		r.ChatSession = cs
+	},
+	"allowed, upstream 500": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_status", 500
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 500, Duration: 900000, ContentType: "application/json"}
+	},
+	"allowed, upstream unreachable": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_error", 502
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 0, Duration: 300000, Error: "upstream unreachable or failed"}
+	},
+	"allowed, upstream answered null": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_no_entity", 200
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 200, Duration: 300000, ContentType: "application/json",
+			EntityError: "audit: decode entity: JSON null: no chat session entity in body"}
+	},
+	"allowed, entity not read (too large)": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "entity_not_read", 200
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 200, Duration: 700000, ContentType: "application/json",
+			EntityError: "response body larger than max_response_body"}
+	},
+	"allowed, entity id mismatch": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.SessionID = 428
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "entity_id_mismatch", 200
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 200, Duration: 700000, ContentType: "application/json", EntityRead: true}
+		r.ChatSession = cs
+	},
+	"denied by policy": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.UserName = "mallory"
+		r.Outcome, r.Reason, r.Status = OutcomeFailure, "mallory_refused", 403
+		r.Decision = outcomeDecision(false, false, "mallory_refused")
+	},
+	"denied by policy without reasons": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Outcome, r.Reason, r.Status = OutcomeFailure, "policy_denied", 403
+		r.Decision = outcomeDecision(false, false)
+	},
+	"denied, policy error": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Outcome, r.Reason, r.Status = OutcomeFailure, "policy_error", 503
+		r.Decision = outcomeDecision(false, false, "policy_error")
+	},
+	"unauthenticated": func(r *Record, cs *ChatSession) {
 		r.SessionID = 427
-		r.CredScheme, r.Fingerprint = "basic", "0123456789abcdef0123456789abcdef"
-		r.UserName = "bot"
-		r.PrincipalSource = "none"
+		r.Outcome, r.Reason, r.Status = OutcomeFailure, "missing_credentials", 401
+	},
+	"identity not established": func(r *Record, cs *ChatSession) {
+		r.SessionID = 427
+		r.CredScheme, r.Fingerprint, r.UserName = "bearer", "fedcba9876543210fedcba9876543210", ""
+		r.Outcome, r.Reason, r.Status = OutcomeFailure, "invalid_token", 401
+	},
+	"bad session id": func(r *Record, cs *ChatSession) {
+		r.Path = "/api/v1/ChatSession/abc/Reset"
+		r.Outcome, r.Reason, r.Status = OutcomeFailure, "bad_session_id", 400
+	},
+	"wrong method": func(r *Record, cs *ChatSession) {
+		r.Method = "GET"
+		r.UserDomain = "Cust12345"
+		r.Path = "/Cust12345/api/v1/ChatSession/427/Reset"
+		r.Outcome, r.Reason, r.Status = OutcomeFailure, "method_not_allowed", 405
+	},
+	"dry run forwards a denied call": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.UserName = "mallory"
+		r.Allowed, r.Outcome, r.Status = true, OutcomeSuccess, 200
+		r.Decision = outcomeDecision(false, true, "mallory_refused")
+		r.Upstream = &Upstream{Status: 200, Duration: 1500000, ContentType: "application/json", EntityRead: true}
+		r.ChatSession = cs
+	},
+	"client gone during the policy": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Outcome, r.Reason, r.Status = OutcomeFailure, "client_gone", 499
+		r.Decision = outcomeDecision(false, false, "client_gone")
+	},
+	"panic before the policy": func(r *Record, cs *ChatSession) {
+		r.SourceIP = ""
+		r.Outcome, r.Reason, r.Status = OutcomeFailure, "panic", 500
+	},
+}
+
+// outcomeRecords builds one record per way a guarded request can end.
+func outcomeRecords(t *testing.T) map[string]*Record {
+	cs := fixtureEntity(t)
+	recs := make(map[string]*Record, len(outcomes))
+	for name, fill := range outcomes {
+		r := outcomeBase()
+		fill(r, cs)
+		recs[name] = r
 	}
-	decision := func(allow, dryRun bool, reasons ...string) *Decision {
-		return &Decision{Allow: allow, DryRun: dryRun, Reasons: reasons, Query: "data.resetguard.decision",
-			Revision: "sha256:00112233aabbccdd", Eval: 81234}
-	}
-	return map[string]*Record{
-		"allowed success with entity": base(func(r *Record) {
-			afterIdentity(r)
-			r.Allowed, r.Outcome, r.Status = true, OutcomeSuccess, 200
-			r.Decision = decision(true, false)
-			r.Upstream = &Upstream{Status: 200, Duration: 1500000, ContentType: "application/json; charset=utf-8", EntityRead: true}
-			r.ChatSession = cs
-		}),
-		"allowed via JWT on the Agents route": base(func(r *Record) {
-			afterIdentity(r)
-			r.Route, r.Path = "agents", "/Cust12345/api/v1/Agents/Chat/ResetChatSession"
-			r.CredScheme = "bearer"
-			r.UserID, r.UserName, r.UserDomain, r.PrincipalSource = "42", "chatbot@example.com", "Cust12345", "jwt"
-			r.Allowed, r.Outcome, r.Status = true, OutcomeSuccess, 200
-			r.Decision = decision(true, false, "bot_handoff")
-			r.Upstream = &Upstream{Status: 200, Duration: 1500000, ContentType: "application/xml", EntityRead: true}
-			r.ChatSession = cs
-		}),
-		"allowed, upstream 500": base(func(r *Record) {
-			afterIdentity(r)
-			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_status", 500
-			r.Decision = decision(true, false)
-			r.Upstream = &Upstream{Status: 500, Duration: 900000, ContentType: "application/json"}
-		}),
-		"allowed, upstream unreachable": base(func(r *Record) {
-			afterIdentity(r)
-			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_error", 502
-			r.Decision = decision(true, false)
-			r.Upstream = &Upstream{Status: 0, Duration: 300000, Error: "upstream unreachable or failed"}
-		}),
-		"allowed, upstream answered null": base(func(r *Record) {
-			afterIdentity(r)
-			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_no_entity", 200
-			r.Decision = decision(true, false)
-			r.Upstream = &Upstream{Status: 200, Duration: 300000, ContentType: "application/json",
-				EntityError: "audit: decode entity: JSON null: no chat session entity in body"}
-		}),
-		"allowed, entity not read (too large)": base(func(r *Record) {
-			afterIdentity(r)
-			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "entity_not_read", 200
-			r.Decision = decision(true, false)
-			r.Upstream = &Upstream{Status: 200, Duration: 700000, ContentType: "application/json",
-				EntityError: "response body larger than max_response_body"}
-		}),
-		"allowed, entity id mismatch": base(func(r *Record) {
-			afterIdentity(r)
-			r.SessionID = 428
-			r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "entity_id_mismatch", 200
-			r.Decision = decision(true, false)
-			r.Upstream = &Upstream{Status: 200, Duration: 700000, ContentType: "application/json", EntityRead: true}
-			r.ChatSession = cs
-		}),
-		"denied by policy": base(func(r *Record) {
-			afterIdentity(r)
-			r.UserName = "mallory"
-			r.Outcome, r.Reason, r.Status = OutcomeFailure, "mallory_refused", 403
-			r.Decision = decision(false, false, "mallory_refused")
-		}),
-		"denied by policy without reasons": base(func(r *Record) {
-			afterIdentity(r)
-			r.Outcome, r.Reason, r.Status = OutcomeFailure, "policy_denied", 403
-			r.Decision = decision(false, false)
-		}),
-		"denied, policy error": base(func(r *Record) {
-			afterIdentity(r)
-			r.Outcome, r.Reason, r.Status = OutcomeFailure, "policy_error", 503
-			r.Decision = decision(false, false, "policy_error")
-		}),
-		"unauthenticated": base(func(r *Record) {
-			r.SessionID = 427
-			r.Outcome, r.Reason, r.Status = OutcomeFailure, "missing_credentials", 401
-		}),
-		"identity not established": base(func(r *Record) {
-			r.SessionID = 427
-			r.CredScheme, r.Fingerprint, r.UserName = "bearer", "fedcba9876543210fedcba9876543210", ""
-			r.Outcome, r.Reason, r.Status = OutcomeFailure, "invalid_token", 401
-		}),
-		"bad session id": base(func(r *Record) {
-			r.Path = "/api/v1/ChatSession/abc/Reset"
-			r.Outcome, r.Reason, r.Status = OutcomeFailure, "bad_session_id", 400
-		}),
-		"wrong method": base(func(r *Record) {
-			r.Method = "GET"
-			r.UserDomain = "Cust12345"
-			r.Path = "/Cust12345/api/v1/ChatSession/427/Reset"
-			r.Outcome, r.Reason, r.Status = OutcomeFailure, "method_not_allowed", 405
-		}),
-		"dry run forwards a denied call": base(func(r *Record) {
-			afterIdentity(r)
-			r.UserName = "mallory"
-			r.Allowed, r.Outcome, r.Status = true, OutcomeSuccess, 200
-			r.Decision = decision(false, true, "mallory_refused")
-			r.Upstream = &Upstream{Status: 200, Duration: 1500000, ContentType: "application/json", EntityRead: true}
-			r.ChatSession = cs
-		}),
-		"client gone during the policy": base(func(r *Record) {
-			afterIdentity(r)
-			r.Outcome, r.Reason, r.Status = OutcomeFailure, "client_gone", 499
-			r.Decision = decision(false, false, "client_gone")
-		}),
-		"panic before the policy": base(func(r *Record) {
-			r.SourceIP = ""
-			r.Outcome, r.Reason, r.Status = OutcomeFailure, "panic", 500
-		}),
-	}
+	return recs
 }
 
 // TestSchemaAcceptsEveryOutcome encodes a record for every way a guarded
@@ -282,105 +281,117 @@ func TestSchemaAcceptsFileSinkFields(t *testing.T) {
 	}
 }
 
+// schemaBadEdits break the encoded "allowed success with entity" record.
+var schemaBadEdits = map[string]func(m map[string]any){
+	"chat_session.session_key": func(m map[string]any) {
+		objAt(m, "resetguard", "chat_session")["session_key"] = "sk-4f9e2c1b-session-key"
+	},
+	"chat_session.customer_name outside the opt-in object": func(m map[string]any) {
+		objAt(m, "resetguard", "chat_session")["customer_name"] = "Nitzsche Group"
+	},
+	"opt-in customer object with another field": func(m map[string]any) {
+		objAt(m, "resetguard", "chat_session")["customer"] = map[string]any{"first_message": "hello"}
+	},
+	"credential value": func(m map[string]any) {
+		objAt(m, "resetguard", "credential")["value"] = "Basic Ym90Omh1bnRlcjI="
+	},
+	"unknown top-level field": func(m map[string]any) { m["authorization"] = "Basic x" },
+	"outcome success with type denied, upstream kept": func(m map[string]any) {
+		objAt(m, "event")["type"] = []any{"denied"}
+	},
+	"missing schema": func(m map[string]any) { delete(m, "schema") },
+	"wrong schema":   func(m map[string]any) { m["schema"] = "resetguard.audit/v2" },
+	"chain with a short hash": func(m map[string]any) {
+		objAt(m, "resetguard")["chain"] = map[string]any{"seq": json.Number("1"), "prev": strings.Repeat("0", 64), "hash": "abc"}
+	},
+	"chain with seq 0": func(m map[string]any) {
+		objAt(m, "resetguard")["chain"] = map[string]any{"seq": json.Number("0"), "prev": strings.Repeat("0", 64), "hash": strings.Repeat("0", 64)}
+	},
+	"another logger": func(m map[string]any) { m["logger"] = "http.log.access" },
+	// The encoder always writes UTC; a zone offset means the line
+	// was not written by it.
+	"timestamp with an offset": func(m map[string]any) { m["@timestamp"] = "2026-11-25T11:00:00+01:00" },
+	"entity date with an offset": func(m map[string]any) {
+		objAt(m, "resetguard", "chat_session")["when_started"] = "2002-10-20T02:30:52.413044+02:00"
+	},
+}
+
+// schemaBadRecords are records a caller can build through Record that
+// break an invariant: a copy of the outcome named by from, changed by mut.
+var schemaBadRecords = map[string]struct {
+	from string
+	mut  func(r *Record, cs *ChatSession)
+}{
+	"outcome success but denied": {"allowed success with entity", func(r *Record, cs *ChatSession) {
+		r.Allowed, r.Upstream, r.ChatSession = false, nil, nil
+	}},
+	"allowed without upstream": {"denied by policy", func(r *Record, cs *ChatSession) {
+		r.Allowed = true
+	}},
+	"forwarded but recorded as denied": {"allowed, upstream 500", func(r *Record, cs *ChatSession) {
+		r.Allowed = false
+	}},
+	"allowed although the policy said no and no dry run": {"allowed success with entity", func(r *Record, cs *ChatSession) {
+		r.Decision = &Decision{Allow: false, Reasons: []string{"x"}, Query: "data.q", Revision: "r"}
+	}},
+	"allowed without a decision": {"allowed success with entity", func(r *Record, cs *ChatSession) { r.Decision = nil }},
+	"success without the entity": {"allowed success with entity", func(r *Record, cs *ChatSession) {
+		r.ChatSession = nil
+		r.Upstream = &Upstream{Status: 200, EntityRead: false}
+	}},
+	"success with a reason": {"allowed success with entity", func(r *Record, cs *ChatSession) { r.Reason = "upstream_status" }},
+	"success with a 500": {"allowed success with entity", func(r *Record, cs *ChatSession) {
+		r.Status = 500
+		r.Upstream = &Upstream{Status: 500, EntityRead: true}
+	}},
+	"failure without a reason": {"unauthenticated", func(r *Record, cs *ChatSession) { r.Reason = "" }},
+	"denied with outcome unknown": {"unauthenticated", func(r *Record, cs *ChatSession) {
+		r.Outcome = OutcomeUnknown
+	}},
+	"denied with status 200": {"unauthenticated", func(r *Record, cs *ChatSession) { r.Status = 200 }},
+	"chat_session without entity_read": {"allowed, upstream 500", func(r *Record, cs *ChatSession) {
+		r.ChatSession = cs
+	}},
+	"entity_read without chat_session": {"allowed, entity id mismatch", func(r *Record, cs *ChatSession) {
+		r.ChatSession = nil
+	}},
+	"decision without a credential": {"denied by policy", func(r *Record, cs *ChatSession) {
+		r.CredScheme, r.Fingerprint = "", ""
+	}},
+	"decision without a session id": {"denied by policy", func(r *Record, cs *ChatSession) {
+		r.SessionID = 0
+	}},
+	"decision for a GET":       {"denied by policy", func(r *Record, cs *ChatSession) { r.Method = "GET" }},
+	"principal source unknown": {"allowed success with entity", func(r *Record, cs *ChatSession) { r.PrincipalSource = "ldap" }},
+	"upstream error with success": {"allowed success with entity", func(r *Record, cs *ChatSession) {
+		r.Upstream = &Upstream{Status: 200, EntityRead: true, Error: "upstream timed out"}
+	}},
+	"fingerprint too short": {"allowed success with entity", func(r *Record, cs *ChatSession) { r.Fingerprint = "abc" }},
+}
+
+func objAt(m map[string]any, path ...string) map[string]any {
+	for _, k := range path {
+		m = m[k].(map[string]any)
+	}
+	return m
+}
+
 // TestSchemaRefusesBadRecords: records that break the format or its
 // invariants, whether built through Record or edited after encoding.
 func TestSchemaRefusesBadRecords(t *testing.T) {
 	sch := auditSchema(t)
 	recs := outcomeRecords(t)
 	success := recs["allowed success with entity"]
-	edit := func(base *Record, mut func(m map[string]any)) map[string]any {
-		m := decodeLine(t, caddyLine(t, base))
+	cases := map[string]map[string]any{}
+	for name, mut := range schemaBadEdits {
+		m := decodeLine(t, caddyLine(t, success))
 		mut(m)
-		return m
+		cases[name] = m
 	}
-	obj := func(m map[string]any, path ...string) map[string]any {
-		for _, k := range path {
-			m = m[k].(map[string]any)
-		}
-		return m
-	}
-	copyRec := func(r *Record, mut func(r *Record)) *Record {
-		c := *r
-		mut(&c)
-		return &c
-	}
-	cases := map[string]map[string]any{
-		"chat_session.session_key": edit(success, func(m map[string]any) {
-			obj(m, "resetguard", "chat_session")["session_key"] = "sk-4f9e2c1b-session-key"
-		}),
-		"chat_session.customer_name outside the opt-in object": edit(success, func(m map[string]any) {
-			obj(m, "resetguard", "chat_session")["customer_name"] = "Nitzsche Group"
-		}),
-		"opt-in customer object with another field": edit(success, func(m map[string]any) {
-			obj(m, "resetguard", "chat_session")["customer"] = map[string]any{"first_message": "hello"}
-		}),
-		"credential value": edit(success, func(m map[string]any) {
-			obj(m, "resetguard", "credential")["value"] = "Basic Ym90Omh1bnRlcjI="
-		}),
-		"unknown top-level field": edit(success, func(m map[string]any) { m["authorization"] = "Basic x" }),
-		"outcome success but denied": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
-			r.Allowed, r.Upstream, r.ChatSession = false, nil, nil
-		}))),
-		"outcome success with type denied, upstream kept": edit(success, func(m map[string]any) {
-			obj(m, "event")["type"] = []any{"denied"}
-		}),
-		"missing schema": edit(success, func(m map[string]any) { delete(m, "schema") }),
-		"wrong schema":   edit(success, func(m map[string]any) { m["schema"] = "resetguard.audit/v2" }),
-		"allowed without upstream": decodeLine(t, caddyLine(t, copyRec(recs["denied by policy"], func(r *Record) {
-			r.Allowed = true
-		}))),
-		"forwarded but recorded as denied": decodeLine(t, caddyLine(t, copyRec(recs["allowed, upstream 500"], func(r *Record) {
-			r.Allowed = false
-		}))),
-		"allowed although the policy said no and no dry run": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
-			r.Decision = &Decision{Allow: false, Reasons: []string{"x"}, Query: "data.q", Revision: "r"}
-		}))),
-		"allowed without a decision": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) { r.Decision = nil }))),
-		"success without the entity": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
-			r.ChatSession = nil
-			r.Upstream = &Upstream{Status: 200, EntityRead: false}
-		}))),
-		"success with a reason": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) { r.Reason = "upstream_status" }))),
-		"success with a 500": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
-			r.Status = 500
-			r.Upstream = &Upstream{Status: 500, EntityRead: true}
-		}))),
-		"failure without a reason": decodeLine(t, caddyLine(t, copyRec(recs["unauthenticated"], func(r *Record) { r.Reason = "" }))),
-		"denied with outcome unknown": decodeLine(t, caddyLine(t, copyRec(recs["unauthenticated"], func(r *Record) {
-			r.Outcome = OutcomeUnknown
-		}))),
-		"denied with status 200": decodeLine(t, caddyLine(t, copyRec(recs["unauthenticated"], func(r *Record) { r.Status = 200 }))),
-		"chat_session without entity_read": decodeLine(t, caddyLine(t, copyRec(recs["allowed, upstream 500"], func(r *Record) {
-			r.ChatSession = success.ChatSession
-		}))),
-		"entity_read without chat_session": decodeLine(t, caddyLine(t, copyRec(recs["allowed, entity id mismatch"], func(r *Record) {
-			r.ChatSession = nil
-		}))),
-		"decision without a credential": decodeLine(t, caddyLine(t, copyRec(recs["denied by policy"], func(r *Record) {
-			r.CredScheme, r.Fingerprint = "", ""
-		}))),
-		"decision without a session id": decodeLine(t, caddyLine(t, copyRec(recs["denied by policy"], func(r *Record) {
-			r.SessionID = 0
-		}))),
-		"decision for a GET":       decodeLine(t, caddyLine(t, copyRec(recs["denied by policy"], func(r *Record) { r.Method = "GET" }))),
-		"principal source unknown": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) { r.PrincipalSource = "ldap" }))),
-		"upstream error with success": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) {
-			r.Upstream = &Upstream{Status: 200, EntityRead: true, Error: "upstream timed out"}
-		}))),
-		"fingerprint too short": decodeLine(t, caddyLine(t, copyRec(success, func(r *Record) { r.Fingerprint = "abc" }))),
-		"chain with a short hash": edit(success, func(m map[string]any) {
-			obj(m, "resetguard")["chain"] = map[string]any{"seq": json.Number("1"), "prev": strings.Repeat("0", 64), "hash": "abc"}
-		}),
-		"chain with seq 0": edit(success, func(m map[string]any) {
-			obj(m, "resetguard")["chain"] = map[string]any{"seq": json.Number("0"), "prev": strings.Repeat("0", 64), "hash": strings.Repeat("0", 64)}
-		}),
-		"another logger": edit(success, func(m map[string]any) { m["logger"] = "http.log.access" }),
-		// The encoder always writes UTC; a zone offset means the line
-		// was not written by it.
-		"timestamp with an offset": edit(success, func(m map[string]any) { m["@timestamp"] = "2026-11-25T11:00:00+01:00" }),
-		"entity date with an offset": edit(success, func(m map[string]any) {
-			obj(m, "resetguard", "chat_session")["when_started"] = "2002-10-20T02:30:52.413044+02:00"
-		}),
+	for name, bad := range schemaBadRecords {
+		c := *recs[bad.from]
+		bad.mut(&c, success.ChatSession)
+		cases[name] = decodeLine(t, caddyLine(t, &c))
 	}
 	for name, doc := range cases {
 		t.Run(name, func(t *testing.T) {

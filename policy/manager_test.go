@@ -50,6 +50,23 @@ func reasonOf(t *testing.T, m *Manager) string {
 	return d.Reasons[0]
 }
 
+// startRemote serves body (nil: 404) as a bundle and starts a Manager on
+// it, polling every second with r's other settings and waiting up to wait
+// for the first bundle. The manager stops, then the server closes, when
+// the test ends.
+func startRemote(t *testing.T, body []byte, r Remote, wait time.Duration) (*bundletest.Server, *Manager) {
+	t.Helper()
+	srv := bundletest.NewServer(body)
+	t.Cleanup(srv.Close)
+	r.URL, r.MinDelay, r.MaxDelay = srv.URL, time.Second, time.Second
+	m, err := NewManager(context.Background(), Config{Query: "data.resetguard.decision"}, &r, wait, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Stop(context.Background()) })
+	return srv, m
+}
+
 // waitFor polls cond for up to d: bundle polling runs on its own clock.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -126,14 +143,7 @@ func TestLocalBundles(t *testing.T) {
 }
 
 func TestRemoteBundleActivationAndRejection(t *testing.T) {
-	srv := bundletest.NewServer(mustBuild(t, "v1", versioned("v1"), ""))
-	defer srv.Close()
-	remote := &Remote{URL: srv.URL, Resource: "bundles/resetguard.tar.gz", MinDelay: time.Second, MaxDelay: time.Second}
-	m, err := NewManager(context.Background(), Config{Query: "data.resetguard.decision"}, remote, 10*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Stop(context.Background())
+	srv, m := startRemote(t, mustBuild(t, "v1", versioned("v1"), ""), Remote{Resource: "bundles/resetguard.tar.gz"}, 10*time.Second)
 	if m.Engine() == nil || m.Engine().Revision() != "v1" || reasonOf(t, m) != "v1" {
 		t.Fatalf("after start: engine %v, status %+v", m.Engine(), m.Status())
 	}
@@ -160,14 +170,7 @@ func TestRemoteBundleActivationAndRejection(t *testing.T) {
 }
 
 func TestRemoteBundleNotReady(t *testing.T) {
-	srv := bundletest.NewServer(nil) // 404 until a bundle is set
-	defer srv.Close()
-	remote := &Remote{URL: srv.URL, Resource: "b.tar.gz", MinDelay: time.Second, MaxDelay: time.Second}
-	m, err := NewManager(context.Background(), Config{Query: "data.resetguard.decision"}, remote, 300*time.Millisecond, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Stop(context.Background())
+	srv, m := startRemote(t, nil, Remote{Resource: "b.tar.gz"}, 300*time.Millisecond) // 404 until a bundle is set
 	if m.Engine() != nil {
 		t.Fatal("no bundle served yet: the manager must have no engine (requests fail closed)")
 	}
@@ -195,14 +198,7 @@ func TestRemoteBundleSignature(t *testing.T) {
 	}
 	otherPEM := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)}))
 
-	srv := bundletest.NewServer(mustBuild(t, "signed-1", versioned("signed-1"), privPEM))
-	defer srv.Close()
-	remote := &Remote{URL: srv.URL, Resource: "b.tar.gz", MinDelay: time.Second, MaxDelay: time.Second, PublicKey: pubPEM}
-	m, err := NewManager(context.Background(), Config{Query: "data.resetguard.decision"}, remote, 10*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Stop(context.Background())
+	srv, m := startRemote(t, mustBuild(t, "signed-1", versioned("signed-1"), privPEM), Remote{Resource: "b.tar.gz", PublicKey: pubPEM}, 10*time.Second)
 	if m.Engine() == nil || m.Engine().Revision() != "signed-1" {
 		t.Fatalf("a correctly signed bundle must activate: %+v", m.Status())
 	}
