@@ -103,24 +103,42 @@ func testPolicy() PolicyConfig {
 	return PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}
 }
 
-// TestRefusalBody: a refusal the guard writes is the SuperOffice WebAPI
-// error shape with the policy's reasons and the request id, in JSON or in
-// XML after Accept; the id is the client's when well-formed, Caddy's
-// UUID otherwise, and it is the audit record's event and request id.
-func TestRefusalBody(t *testing.T) {
-	tests := []struct {
-		name       string
-		header     map[string]string
-		wantXML    bool
-		wantClient bool // the client's X-Request-Id is kept
-	}{
+// refusalBodyCase is a client's headers on a denied reset, and the body
+// and request id they must get.
+type refusalBodyCase struct {
+	name       string
+	header     map[string]string
+	wantXML    bool
+	wantClient bool // the client's X-Request-Id is kept
+}
+
+// TestRefusalBodyFormat: a refusal the guard writes is the SuperOffice
+// WebAPI error shape with the policy's reasons and the request id, in
+// JSON or in XML after Accept.
+func TestRefusalBodyFormat(t *testing.T) {
+	runRefusalBodyCases(t, []refusalBodyCase{
 		{name: "json, generated id"},
-		{name: "json, client id kept", header: map[string]string{"X-Request-Id": "client-7:abc"}, wantClient: true},
-		{name: "malformed client id replaced", header: map[string]string{"X-Request-Id": "bad id\t<x>"}},
 		{name: "xml when preferred", header: map[string]string{"Accept": "application/xml, application/json;q=0.8"}, wantXML: true},
 		{name: "text/xml", header: map[string]string{"Accept": "text/xml"}, wantXML: true},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// TestRefusalBodyRequestID: the refusal's request id is the client's
+// when well-formed, Caddy's UUID otherwise, and it is the audit record's
+// event and request id.
+func TestRefusalBodyRequestID(t *testing.T) {
+	runRefusalBodyCases(t, []refusalBodyCase{
+		{name: "json, client id kept", header: map[string]string{"X-Request-Id": "client-7:abc"}, wantClient: true},
+		{name: "malformed client id replaced", header: map[string]string{"X-Request-Id": "bad id\t<x>"}},
+	})
+}
+
+// runRefusalBodyCases sends a reset the test policy denies (user
+// mallory) with each case's headers and checks the whole refusal: status,
+// body, headers and record.
+func runRefusalBodyCases(t *testing.T, cases []refusalBodyCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			h, logs := provisioned(t, &Handler{Policy: testPolicy()})
 			w, err, repl := guardedRequest(t, h, "mallory", tt.header)
@@ -138,38 +156,7 @@ func TestRefusalBody(t *testing.T) {
 			if wantID == "" {
 				t.Fatal("no request uuid in the replacer")
 			}
-			var b errorBody
-			ct := w.Header().Get("Content-Type")
-			if tt.wantXML {
-				if !strings.HasPrefix(ct, "application/xml") || !strings.HasPrefix(w.Body.String(), "<?xml") {
-					t.Fatalf("Content-Type %q body %s, want XML", ct, w.Body)
-				}
-				if err := xml.Unmarshal(w.Body.Bytes(), &b); err != nil {
-					t.Fatalf("XML body: %v: %s", err, w.Body)
-				}
-				if b.XMLName.Local != "ResetGuardError" {
-					t.Errorf("XML root %q", b.XMLName.Local)
-				}
-			} else {
-				if !strings.HasPrefix(ct, "application/json") {
-					t.Fatalf("Content-Type %q, want JSON", ct)
-				}
-				var raw map[string]any
-				if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {
-					t.Fatalf("JSON body: %v: %s", err, w.Body)
-				}
-				for _, k := range []string{"Error", "ErrorType", "ErrorMessage", "ErrorSource", "Status", "Reasons", "RequestId"} {
-					if _, ok := raw[k]; !ok {
-						t.Errorf("body lacks %s: %s", k, w.Body)
-					}
-				}
-				if len(raw) != 7 {
-					t.Errorf("body has %d fields, want 7: %s", len(raw), w.Body)
-				}
-				if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil {
-					t.Fatal(err)
-				}
-			}
+			b := decodeRefusalBody(t, w, tt.wantXML)
 			want := errorBody{XMLName: b.XMLName, Error: true, ErrorType: "AccessDeniedException",
 				ErrorMessage: "the access policy does not allow this hand-off", ErrorSource: "ResetGuard",
 				Status: 403, Reasons: []string{"mallory_refused"}, RequestID: wantID}
@@ -184,16 +171,51 @@ func TestRefusalBody(t *testing.T) {
 			if got := w.Header().Get("X-Denied-By"); got != "policy" {
 				t.Errorf("policy header X-Denied-By = %q", got)
 			}
-			if logs.Len() != 1 {
-				t.Fatalf("%d audit records, want 1", logs.Len())
-			}
-			rec := logs.All()[0].ContextMap()
-			ev, _ := rec["event"].(map[string]any)
-			if ev["id"] != wantID {
+			if _, ev := soleRecord(t, logs); ev["id"] != wantID {
 				t.Errorf("audit event.id %v, want %s", ev["id"], wantID)
 			}
 		})
 	}
+}
+
+// decodeRefusalBody checks the refusal's media type and decodes it: XML
+// with the ResetGuardError root, or JSON with exactly the seven fields of
+// the error shape.
+func decodeRefusalBody(t *testing.T, w *httptest.ResponseRecorder, wantXML bool) errorBody {
+	t.Helper()
+	var b errorBody
+	ct := w.Header().Get("Content-Type")
+	if wantXML {
+		if !strings.HasPrefix(ct, "application/xml") || !strings.HasPrefix(w.Body.String(), "<?xml") {
+			t.Fatalf("Content-Type %q body %s, want XML", ct, w.Body)
+		}
+		if err := xml.Unmarshal(w.Body.Bytes(), &b); err != nil {
+			t.Fatalf("XML body: %v: %s", err, w.Body)
+		}
+		if b.XMLName.Local != "ResetGuardError" {
+			t.Errorf("XML root %q", b.XMLName.Local)
+		}
+		return b
+	}
+	if !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type %q, want JSON", ct)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {
+		t.Fatalf("JSON body: %v: %s", err, w.Body)
+	}
+	for _, k := range []string{"Error", "ErrorType", "ErrorMessage", "ErrorSource", "Status", "Reasons", "RequestId"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("body lacks %s: %s", k, w.Body)
+		}
+	}
+	if len(raw) != 7 {
+		t.Errorf("body has %d fields, want 7: %s", len(raw), w.Body)
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestRefusalForHandleErrors: with errors handle_errors the guard writes

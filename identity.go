@@ -139,6 +139,7 @@ func identityRefusal(err error, status int, reason string, invalidToken bool) *r
 	}
 	ref := refusal.New(status, reason, refusal.MessageIdentity).Wrap(err)
 	ref.InvalidToken = invalidToken
+	ref.Challenge = status == http.StatusUnauthorized
 	return ref
 }
 

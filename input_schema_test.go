@@ -96,56 +96,64 @@ func field(doc map[string]any, path ...string) any {
 	return v
 }
 
-// TestHandlerInputMatchesSchema checks, end to end, that the input the
+// Credentials and secrets of the input schema tests. Most contain
+// "secret", so that one search finds any of them, whole or in part;
+// inputSecrets lists the others by value.
+const (
+	inputPassword    = "pw-secret-5e1d"
+	inputTicket      = "7T:ticket-secret-4b2a"
+	inputToken       = "8A:Cust12345.x"
+	inputToken2      = "8A:cust12345.token-secret-99"
+	inputXSRF        = "xsrf-secret-3d3d"
+	inputCookie      = "sid=cookie-secret-77aa"
+	inputAppToken    = "apptoken-secret-91cc"
+	inputQuerySecret = "secret"
+	// inputQuery: a secret query parameter beside one the input keeps.
+	inputQuery = "?ticket=" + inputQuerySecret + "&x=1"
+)
+
+var inputBasic = "Basic " + base64.StdEncoding.EncodeToString([]byte("chatbot:"+inputPassword))
+
+// inputSecrets must never appear in the policy input.
+var inputSecrets = []string{"secret", inputPassword, inputTicket, inputToken, inputToken2, inputXSRF, "cookie-secret",
+	inputAppToken, inputQuerySecret, strings.TrimPrefix(inputBasic, "Basic "), "XSRF-TOKEN", "Authorization", "authorization"}
+
+// withSecretHeaders adds the headers that must never reach the policy.
+func withSecretHeaders(r *http.Request) {
+	r.Header.Add("Cookie", inputCookie)
+	r.Header.Set("SO-AppToken", inputAppToken)
+	r.Header.Set("X-XSRF-TOKEN", inputXSRF)
+	r.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("proxy:"+inputPassword)))
+}
+
+// withInputHeaders adds the allow-listed headers the input does carry,
+// and one it does not.
+func withInputHeaders(r *http.Request) {
+	r.Header.Set("User-Agent", "handoff-bot/1.0")
+	r.Header.Add("Accept", "application/json")
+	r.Header.Add("Accept", "text/json")
+	r.Header.Set("X-Request-Id", "client-req-7")
+	r.Header.Set("X-Forwarded-For", "198.51.100.7")
+	r.Header.Set("X-Not-Allow-Listed", "dropped")
+}
+
+// inputCase is a reset request and fields its policy input must hold.
+type inputCase struct {
+	name    string
+	request func() *http.Request
+	want    map[string]any // dotted paths → expected values
+}
+
+// TestHandlerInputCredentials checks, end to end, that the input the
 // handler hands its policy validates against resetguard.input/v1 for every
-// credential scheme and route, and that no credential, cookie, XSRF token,
+// credential scheme, and that no credential, cookie, XSRF token,
 // SO-AppToken or secret query parameter reaches it.
-func TestHandlerInputMatchesSchema(t *testing.T) {
-	sch := compileInputSchema(t)
-	h, _ := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/echo"}, Query: "data.resetguard.echo.decision"}})
-
-	// Every secret below contains "secret", so that one search finds any
-	// of them, whole or in part.
-	const (
-		password   = "pw-secret-5e1d"
-		ticket     = "7T:ticket-secret-4b2a"
-		token      = "8A:Cust12345.x"
-		token2     = "8A:cust12345.token-secret-99"
-		xsrf       = "xsrf-secret-3d3d"
-		cookie     = "sid=cookie-secret-77aa"
-		appToken   = "apptoken-secret-91cc"
-		queryToken = "secret"
-	)
-	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("chatbot:"+password))
-	secrets := []string{"secret", password, ticket, token, token2, xsrf, "cookie-secret", appToken, queryToken,
-		strings.TrimPrefix(basic, "Basic "), "XSRF-TOKEN", "Authorization", "authorization"}
-
-	// withSecrets adds the headers that must never reach the policy.
-	withSecrets := func(r *http.Request) {
-		r.Header.Add("Cookie", cookie)
-		r.Header.Set("SO-AppToken", appToken)
-		r.Header.Set("X-XSRF-TOKEN", xsrf)
-		r.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("proxy:"+password)))
-	}
-	// withInputHeaders adds the allow-listed headers the input does carry.
-	withInputHeaders := func(r *http.Request) {
-		r.Header.Set("User-Agent", "handoff-bot/1.0")
-		r.Header.Add("Accept", "application/json")
-		r.Header.Add("Accept", "text/json")
-		r.Header.Set("X-Request-Id", "client-req-7")
-		r.Header.Set("X-Forwarded-For", "198.51.100.7")
-		r.Header.Set("X-Not-Allow-Listed", "dropped")
-	}
-
-	tests := []struct {
-		name    string
-		request func() *http.Request
-		want    map[string]any // JSON-pointer-like dotted paths → expected values
-	}{
+func TestHandlerInputCredentials(t *testing.T) {
+	runInputCases(t, []inputCase{
 		{"basic onsite, REST", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/SuperOffice/api/v1/ChatSession/427/Reset?ticket="+queryToken+"&x=1", nil)
-			r.Header.Set("Authorization", basic)
-			withSecrets(r)
+			r := httptest.NewRequest(http.MethodPost, "/SuperOffice/api/v1/ChatSession/427/Reset"+inputQuery, nil)
+			r.Header.Set("Authorization", inputBasic)
+			withSecretHeaders(r)
 			withInputHeaders(r)
 			return r
 		}, map[string]any{
@@ -153,18 +161,18 @@ func TestHandlerInputMatchesSchema(t *testing.T) {
 			"credential.scheme": "basic", "credential.kind": "basic", "credential.username": "chatbot", "credential.tenant": "",
 		}},
 		{"soticket, REST, scheme word upper-case", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/2147483647/Reset?ticket="+queryToken+"&x=1", nil)
-			r.Header.Set("Authorization", "SOTICKET "+ticket)
-			withSecrets(r)
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/2147483647/Reset"+inputQuery, nil)
+			r.Header.Set("Authorization", "SOTICKET "+inputTicket)
+			withSecretHeaders(r)
 			return r
 		}, map[string]any{
 			"route": "rest", "session_id": json.Number("2147483647"), "tenant": "",
 			"credential.scheme": "soticket", "credential.kind": "ticket",
 		}},
 		{"bearer Online token, REST", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/Cust12345/api/v1/ChatSession/427/Reset?ticket="+queryToken+"&x=1", nil)
-			r.Header.Set("Authorization", "Bearer "+token)
-			withSecrets(r)
+			r := httptest.NewRequest(http.MethodPost, "/Cust12345/api/v1/ChatSession/427/Reset"+inputQuery, nil)
+			r.Header.Set("Authorization", "Bearer "+inputToken)
+			withSecretHeaders(r)
 			withInputHeaders(r)
 			return r
 		}, map[string]any{
@@ -172,30 +180,40 @@ func TestHandlerInputMatchesSchema(t *testing.T) {
 			"credential.scheme": "bearer", "credential.kind": "superoffice_token", "credential.tenant": "Cust12345",
 		}},
 		{"bearer Online token, lower-case tenant in path and token", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/cust12345/API/v1/chatsession/0427/reset/?ticket="+queryToken+"&x=1", nil)
-			r.Header.Set("Authorization", "bearer "+token2)
-			withSecrets(r)
+			r := httptest.NewRequest(http.MethodPost, "/cust12345/API/v1/chatsession/0427/reset/"+inputQuery, nil)
+			r.Header.Set("Authorization", "bearer "+inputToken2)
+			withSecretHeaders(r)
 			return r
 		}, map[string]any{
 			"route": "rest", "session_id": json.Number("427"), "tenant": "Cust12345",
 			"credential.kind": "superoffice_token", "credential.tenant": "Cust12345",
 		}},
 		{"xsrf header and cookie, REST", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/SuperOffice/api/v1/ChatSession/427/Reset?ticket="+queryToken+"&x=1", nil)
-			r.Header.Set("X-XSRF-TOKEN", xsrf)
-			r.Header.Add("Cookie", "XSRF-TOKEN="+xsrf+"; "+cookie)
-			r.Header.Set("SO-AppToken", appToken)
+			r := httptest.NewRequest(http.MethodPost, "/SuperOffice/api/v1/ChatSession/427/Reset"+inputQuery, nil)
+			r.Header.Set("X-XSRF-TOKEN", inputXSRF)
+			r.Header.Add("Cookie", "XSRF-TOKEN="+inputXSRF+"; "+inputCookie)
+			r.Header.Set("SO-AppToken", inputAppToken)
 			withInputHeaders(r)
 			return r
 		}, map[string]any{
 			"route": "rest", "tenant": "", "credential.scheme": "xsrf", "credential.kind": "xsrf",
 		}},
+	})
+}
+
+// TestHandlerInputBodyRoutes: the same for the routes whose session id
+// is in the body (Agents as JSON, XML or form; SOAP).
+func TestHandlerInputBodyRoutes(t *testing.T) {
+	post := func(path, contentType, body string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", contentType)
+		return r
+	}
+	runInputCases(t, []inputCase{
 		{"agents route, JSON body", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/Cust12345/api/v1/Agents/Chat/ResetChatSession?ticket="+queryToken+"&x=1&$select=Status",
-				strings.NewReader(`{"ChatSessionId": 831}`))
-			r.Header.Set("Content-Type", "application/json")
-			r.Header.Set("Authorization", "Bearer "+token)
-			withSecrets(r)
+			r := post("/Cust12345/api/v1/Agents/Chat/ResetChatSession"+inputQuery+"&$select=Status", "application/json", `{"ChatSessionId": 831}`)
+			r.Header.Set("Authorization", "Bearer "+inputToken)
+			withSecretHeaders(r)
 			withInputHeaders(r)
 			return r
 		}, map[string]any{
@@ -203,38 +221,50 @@ func TestHandlerInputMatchesSchema(t *testing.T) {
 			"request.headers.content-type": []any{"application/json"},
 		}},
 		{"agents route, XML body", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/SuperOffice/api/v1/Agents/Chat/ResetChatSession?ticket="+queryToken+"&x=1",
-				strings.NewReader(`<ResetChatSession><ChatSessionId>832</ChatSessionId></ResetChatSession>`))
-			r.Header.Set("Content-Type", "application/xml")
-			r.Header.Set("Authorization", "SoTicket "+ticket)
-			withSecrets(r)
+			r := post("/SuperOffice/api/v1/Agents/Chat/ResetChatSession"+inputQuery, "application/xml",
+				`<ResetChatSession><ChatSessionId>832</ChatSessionId></ResetChatSession>`)
+			r.Header.Set("Authorization", "SoTicket "+inputTicket)
+			withSecretHeaders(r)
 			return r
 		}, map[string]any{"route": "agents", "session_id": json.Number("832")}},
 		{"agents route, form body", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/SuperOffice/api/v1/Agents/Chat/ResetChatSession?ticket="+queryToken+"&x=1",
-				strings.NewReader(`ChatSessionId=833`))
-			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			r.Header.Set("Authorization", basic)
-			withSecrets(r)
+			r := post("/SuperOffice/api/v1/Agents/Chat/ResetChatSession"+inputQuery, "application/x-www-form-urlencoded", `ChatSessionId=833`)
+			r.Header.Set("Authorization", inputBasic)
+			withSecretHeaders(r)
 			return r
 		}, map[string]any{"route": "agents", "session_id": json.Number("833"), "credential.username": "chatbot"}},
 		{"soap route", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/Cust12345/Remote/Services88/Chat.svc?ticket="+queryToken+"&x=1",
-				strings.NewReader(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><ResetChatSession xmlns="http://www.superoffice.net/ws/crm/NetServer/Services88"><ChatSessionId>834</ChatSessionId></ResetChatSession></s:Body></s:Envelope>`))
-			r.Header.Set("Content-Type", "text/xml; charset=utf-8")
+			r := post("/Cust12345/Remote/Services88/Chat.svc"+inputQuery, "text/xml; charset=utf-8",
+				`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><ResetChatSession xmlns="http://www.superoffice.net/ws/crm/NetServer/Services88"><ChatSessionId>834</ChatSessionId></ResetChatSession></s:Body></s:Envelope>`)
 			r.Header.Set("SOAPAction", `"http://www.superoffice.net/ws/crm/NetServer/Services88/ResetChatSession"`)
-			r.Header.Set("Authorization", "SoTicket "+ticket)
-			withSecrets(r)
+			r.Header.Set("Authorization", "SoTicket "+inputTicket)
+			withSecretHeaders(r)
 			return r
 		}, map[string]any{"route": "soap", "session_id": json.Number("834"), "tenant": "Cust12345"}},
+	})
+}
+
+// TestHandlerInputSecretQueryNames: credential-like query parameter
+// names in any case are dropped, the others kept, in a schema-valid input.
+func TestHandlerInputSecretQueryNames(t *testing.T) {
+	runInputCases(t, []inputCase{
 		{"secret query names in other cases", func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/427/Reset?TICKET="+queryToken+"&Access_Token="+queryToken+
-				"&password="+queryToken+"&so-apptoken="+queryToken+"&x=1", nil)
-			r.Header.Set("Authorization", "SoTicket "+ticket)
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/ChatSession/427/Reset?TICKET="+inputQuerySecret+"&Access_Token="+inputQuerySecret+
+				"&password="+inputQuerySecret+"&so-apptoken="+inputQuerySecret+"&x=1", nil)
+			r.Header.Set("Authorization", "SoTicket "+inputTicket)
 			return r
 		}, map[string]any{"route": "rest"}},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// runInputCases echoes each case's input through a handler with the echo
+// policy and checks it against the schema, the case's fields, the
+// secrets and the header and query rules.
+func runInputCases(t *testing.T, cases []inputCase) {
+	t.Helper()
+	sch := compileInputSchema(t)
+	h, _ := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/echo"}, Query: "data.resetguard.echo.decision"}})
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			raw, body, doc := echoedInput(t, h, tt.request())
 			if err := sch.Validate(doc); err != nil {
@@ -248,26 +278,34 @@ func TestHandlerInputMatchesSchema(t *testing.T) {
 					t.Errorf("%s = %s, want %s", path, gb, wb)
 				}
 			}
-			for _, s := range secrets {
+			for _, s := range inputSecrets {
 				if strings.Contains(string(body), s) {
 					t.Errorf("the response (echoed input) contains the secret %q: %s", s, body)
 				}
 			}
-			// The query keeps its other parameters, with all their values.
-			if q, _ := field(doc, "request", "query").(map[string]any); q["x"] == nil {
-				t.Errorf("request.query lost x: %s", raw)
-			}
-			if hs, _ := field(doc, "request", "headers").(map[string]any); hs != nil {
-				for name := range hs {
-					if name != strings.ToLower(name) {
-						t.Errorf("header name %q is not lower-case", name)
-					}
-				}
-				if hs["x-not-allow-listed"] != nil {
-					t.Errorf("a header outside input_headers reached the input: %s", raw)
-				}
-			}
+			checkInputQueryAndHeaders(t, doc, raw)
 		})
+	}
+}
+
+// checkInputQueryAndHeaders: the query keeps its other parameters, with
+// all their values; header names are lower-case and allow-listed.
+func checkInputQueryAndHeaders(t *testing.T, doc map[string]any, raw string) {
+	t.Helper()
+	if q, _ := field(doc, "request", "query").(map[string]any); q["x"] == nil {
+		t.Errorf("request.query lost x: %s", raw)
+	}
+	hs, _ := field(doc, "request", "headers").(map[string]any)
+	if hs == nil {
+		return
+	}
+	for name := range hs {
+		if name != strings.ToLower(name) {
+			t.Errorf("header name %q is not lower-case", name)
+		}
+	}
+	if hs["x-not-allow-listed"] != nil {
+		t.Errorf("a header outside input_headers reached the input: %s", raw)
 	}
 }
 

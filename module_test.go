@@ -280,20 +280,23 @@ func botRequest(t testing.TB) *http.Request {
 	return r
 }
 
-func TestAuditBeforeResponse(t *testing.T) {
-	entity, err := os.ReadFile("testdata/entities/reset.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name        string
-		maxResponse int64
-		next        handlerFunc
-		wantStatus  int
-		wantOutcome string
-		wantReason  string
-		wantBody    string
-	}{
+// auditOrderCase is a next handler's way of answering, and the response
+// and record the guard must make of it.
+type auditOrderCase struct {
+	name        string
+	maxResponse int64
+	next        handlerFunc
+	wantStatus  int
+	wantOutcome string
+	wantReason  string
+	wantBody    string
+}
+
+// TestAuditBeforeHeldResponse: a response held whole, or none at all,
+// reaches the client only after its record.
+func TestAuditBeforeHeldResponse(t *testing.T) {
+	entity := entityFixture(t)
+	runAuditOrderCases(t, []auditOrderCase{
 		{
 			name: "held response", wantStatus: 200, wantOutcome: "success", wantBody: string(entity),
 			next: func(w http.ResponseWriter, _ *http.Request) error {
@@ -304,6 +307,24 @@ func TestAuditBeforeResponse(t *testing.T) {
 				return nil
 			},
 		},
+		{
+			name: "next handler writes nothing", wantStatus: 200, wantOutcome: "unknown", wantReason: "upstream_empty",
+			next: func(http.ResponseWriter, *http.Request) error { return nil },
+		},
+		{
+			name: "next handler fails with a status", wantStatus: 504, wantOutcome: "failure", wantReason: "upstream_error",
+			next: func(http.ResponseWriter, *http.Request) error {
+				return caddyhttp.Error(http.StatusGatewayTimeout, fmt.Errorf("timeout"))
+			},
+		},
+	})
+}
+
+// TestAuditBeforeStreamedResponse: a response too large to hold streams
+// through, but its record is written before its first byte.
+func TestAuditBeforeStreamedResponse(t *testing.T) {
+	entity := entityFixture(t)
+	runAuditOrderCases(t, []auditOrderCase{
 		{
 			name: "streamed response past the hold", maxResponse: 64, wantStatus: 200, wantOutcome: "unknown", wantReason: "entity_not_read", wantBody: string(entity),
 			next: func(w http.ResponseWriter, _ *http.Request) error {
@@ -325,20 +346,14 @@ func TestAuditBeforeResponse(t *testing.T) {
 				return nil
 			},
 		},
-		{
-			name: "next handler writes nothing", wantStatus: 200, wantOutcome: "unknown", wantReason: "upstream_empty",
-			next: func(http.ResponseWriter, *http.Request) error { return nil },
-		},
-		{
-			name: "next handler fails with a status", wantStatus: 504, wantOutcome: "failure", wantReason: "upstream_error",
-			next: func(http.ResponseWriter, *http.Request) error {
-				return caddyhttp.Error(http.StatusGatewayTimeout, fmt.Errorf("timeout"))
-			},
-		},
-	}
-	for _, tt := range tests {
+	})
+}
+
+func runAuditOrderCases(t *testing.T, cases []auditOrderCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}, MaxResponseBody: tt.maxResponse})
+			h, logs := provisioned(t, &Handler{Policy: testPolicy(), MaxResponseBody: tt.maxResponse})
 			w := &orderedWriter{ResponseRecorder: httptest.NewRecorder(), logs: logs}
 			if err := h.ServeHTTP(w, botRequest(t), tt.next); err != nil {
 				t.Fatal(err)
@@ -346,17 +361,13 @@ func TestAuditBeforeResponse(t *testing.T) {
 			if w.Code != tt.wantStatus {
 				t.Errorf("status %d, want %d", w.Code, tt.wantStatus)
 			}
-			if logs.Len() != 1 {
-				t.Fatalf("%d audit records, want 1", logs.Len())
-			}
+			_, ev := soleRecord(t, logs)
 			if w.recordsAtByte != 1 {
 				t.Errorf("response reached the client before its audit record")
 			}
 			if tt.wantBody != "" && w.Body.String() != tt.wantBody {
 				t.Errorf("client body differs from the upstream's")
 			}
-			rec := logs.All()[0].ContextMap()
-			ev, _ := rec["event"].(map[string]any)
 			if ev["outcome"] != tt.wantOutcome || fmt.Sprint(ev["reason"]) != fmt.Sprint(tt.wantReason) && tt.wantReason != "" {
 				t.Errorf("event = %v, want outcome %s reason %s", ev, tt.wantOutcome, tt.wantReason)
 			}
@@ -365,7 +376,7 @@ func TestAuditBeforeResponse(t *testing.T) {
 }
 
 func TestPanicIsAuditedOnce(t *testing.T) {
-	h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}})
+	h, logs := provisioned(t, &Handler{Policy: testPolicy()})
 	func() {
 		defer func() {
 			if recover() == nil {
@@ -376,17 +387,14 @@ func TestPanicIsAuditedOnce(t *testing.T) {
 			panic("upstream exploded")
 		}))
 	}()
-	if logs.Len() != 1 {
-		t.Fatalf("%d audit records, want 1", logs.Len())
-	}
-	ev, _ := logs.All()[0].ContextMap()["event"].(map[string]any)
+	_, ev := soleRecord(t, logs)
 	if ev["reason"] != "panic" || ev["outcome"] != "failure" {
 		t.Errorf("event = %v", ev)
 	}
 }
 
 func TestPassThroughIsUntouched(t *testing.T) {
-	h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}})
+	h, logs := provisioned(t, &Handler{Policy: testPolicy()})
 	r := httptest.NewRequest(http.MethodGet, "/api/v1/ChatSession/427", nil)
 	var seenW http.ResponseWriter
 	var seenR *http.Request
@@ -412,7 +420,7 @@ func TestPassThroughIsUntouched(t *testing.T) {
 }
 
 func BenchmarkServeHTTPPassThrough(b *testing.B) {
-	h, _ := provisioned(b, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}})
+	h, _ := provisioned(b, &Handler{Policy: testPolicy()})
 	r := httptest.NewRequest(http.MethodGet, "/SuperOffice/api/v1/Contact/5", nil)
 	w := httptest.NewRecorder()
 	next := handlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
@@ -428,10 +436,7 @@ func BenchmarkServeHTTPPassThrough(b *testing.B) {
 // one also the response hold and entity decoding, with a next handler that
 // answers at once.
 func BenchmarkServeHTTPGuardedReset(b *testing.B) {
-	entity, err := os.ReadFile("testdata/entities/reset.json")
-	if err != nil {
-		b.Fatal(err)
-	}
+	entity := entityFixture(b)
 	h, _ := provisioned(b, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/policies/handoff"}, Query: "data.resetguard.handoff.decision"}})
 	h.sink = audit.NewSink(zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(discard{}), zapcore.InfoLevel)))
 	next := handlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
@@ -466,7 +471,7 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func TestClientGoneBeforePolicyIsAuditedNotForwarded(t *testing.T) {
-	h, logs := provisioned(t, &Handler{Policy: PolicyConfig{Paths: []string{"testdata/caddy"}, Query: "data.resetguard.test.decision"}})
+	h, logs := provisioned(t, &Handler{Policy: testPolicy()})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	called := false
@@ -481,10 +486,7 @@ func TestClientGoneBeforePolicyIsAuditedNotForwarded(t *testing.T) {
 	if called {
 		t.Error("a request whose client left must not be forwarded")
 	}
-	if logs.Len() != 1 {
-		t.Fatalf("%d audit records, want 1", logs.Len())
-	}
-	ev, _ := logs.All()[0].ContextMap()["event"].(map[string]any)
+	_, ev := soleRecord(t, logs)
 	if ev["reason"] != "client_gone" || w.Code != statusClientClosed {
 		t.Errorf("event = %v, status %d", ev, w.Code)
 	}

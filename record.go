@@ -63,7 +63,7 @@ func (x *exchange) record(outcome, reason string) *audit.Record {
 	rec.UserDomain = firstNonEmpty(x.cred.Tenant, x.t.Tenant)
 	if p := x.principal; p != nil {
 		if p.AssociateID != 0 {
-			rec.UserID = audit.FormatID(int32(p.AssociateID))
+			rec.UserID = strconv.FormatInt(p.AssociateID, 10)
 		}
 		rec.UserName = firstNonEmpty(p.UserName, p.Subject, rec.UserName)
 		rec.UserDomain = firstNonEmpty(p.Tenant, rec.UserDomain)

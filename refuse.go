@@ -25,7 +25,7 @@ func (h *Handler) finish(x *exchange, ref *refusal.Refusal) error {
 	for k, vs := range ref.Header {
 		x.w.Header()[k] = vs
 	}
-	if ref.Status == http.StatusUnauthorized {
+	if ref.Challenge {
 		for _, c := range credential.Challenges(h.credOpts, h.Realm, ref.InvalidToken) {
 			x.w.Header().Add("WWW-Authenticate", c)
 		}

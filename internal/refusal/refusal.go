@@ -27,6 +27,10 @@ type Refusal struct {
 	Reasons []string
 	// Message is the fixed text of the client's error body.
 	Message string
+	// Challenge marks a refusal of the caller's credential or identity:
+	// the response carries a WWW-Authenticate challenge per accepted
+	// scheme. A policy's own 401 or a backend lookup's does not.
+	Challenge bool
 	// InvalidToken marks a bearer token that was presented and refused:
 	// the Bearer challenge then says error="invalid_token" (RFC 6750).
 	InvalidToken bool
@@ -46,7 +50,7 @@ func New(status int, reason, message string) *Refusal {
 // or was not accepted; invalidToken marks a refused bearer token.
 func Unauthenticated(reason string, invalidToken bool) *Refusal {
 	return &Refusal{Status: http.StatusUnauthorized, Reasons: []string{reason},
-		Message: MessageUnauthenticated, InvalidToken: invalidToken}
+		Message: MessageUnauthenticated, Challenge: true, InvalidToken: invalidToken}
 }
 
 // Wrap records the cause and returns r.
