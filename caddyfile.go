@@ -1,14 +1,17 @@
 package resetguard
 
 import (
+	"math"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/resetguard/caddy-resetguard/audit"
 )
 
 func init() {
@@ -90,425 +93,317 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 // The policy sub-options may also stand directly in the reset_guard block
 // (query, policy_timeout, policy_error_status, dry_run).
+//
+// The parser only converts tokens: it refuses a wrong argument count, an
+// unknown option and a value that is not a duration, size or number at
+// all. Whether a value is in range is Validate's question, asked of the
+// adapted JSON at load exactly as of a JSON config, so that both forms
+// are held to one set of bounds with one set of messages.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	h.Policy.Paths = append(h.Policy.Paths, d.RemainingArgs()...)
-	for d.NextBlock(0) {
-		switch opt := d.Val(); opt {
-		case "policy":
-			h.Policy.Paths = append(h.Policy.Paths, d.RemainingArgs()...)
-			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				if err := h.unmarshalPolicyOption(d, d.Val()); err != nil {
-					return err
-				}
-			}
-		case "query", "dry_run":
-			if err := h.unmarshalPolicyOption(d, opt); err != nil {
-				return err
-			}
-		case "policy_timeout":
-			if err := h.unmarshalPolicyOption(d, "timeout"); err != nil {
-				return err
-			}
-		case "policy_error_status":
-			if err := h.unmarshalPolicyOption(d, "error_status"); err != nil {
-				return err
-			}
-		case "schemes":
-			h.Schemes = d.RemainingArgs()
-			if len(h.Schemes) == 0 {
-				return d.ArgErr()
-			}
-		case "realm":
-			if !d.AllArgs(&h.Realm) {
-				return d.ArgErr()
-			}
-		case "fingerprint_key":
-			if !d.AllArgs(&h.FingerprintKey) {
-				return d.ArgErr()
-			}
-		case "name":
-			if !d.AllArgs(&h.Name) {
-				return d.ArgErr()
-			}
-		case "errors":
-			if !d.AllArgs(&h.Errors) {
-				return d.ArgErr()
-			}
-			if h.Errors != ErrorsSuperOffice && h.Errors != ErrorsHandleErrors {
-				return d.Errf("errors %q: want %s or %s", h.Errors, ErrorsSuperOffice, ErrorsHandleErrors)
-			}
-		case "input_headers":
-			h.InputHeaders = d.RemainingArgs()
-			if len(h.InputHeaders) == 0 {
-				return d.ArgErr()
-			}
-		case "audit":
-			if err := h.unmarshalAudit(d); err != nil {
-				return err
-			}
-		case "identity":
-			if err := h.unmarshalIdentity(d); err != nil {
-				return err
-			}
-		case "session_lookup":
-			sl := &SessionLookup{}
-			if !d.AllArgs(&sl.Upstream) {
-				return d.ArgErr()
-			}
-			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				if d.Val() != "timeout" {
-					return d.Errf("unrecognized session_lookup option %q", d.Val())
-				}
-				var v string
-				if !d.AllArgs(&v) {
-					return d.ArgErr()
-				}
-				dur, err := caddy.ParseDuration(v)
-				if err != nil || dur <= 0 {
-					return d.Errf("session_lookup timeout %q: want a positive duration", v)
-				}
-				sl.Timeout = caddy.Duration(dur)
-			}
-			h.SessionLookup = sl
-		case "max_request_body", "max_response_body":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 || n > 1<<30 {
-				return d.Errf("%s: %q is not a size between 1B and 1GiB", opt, s)
-			}
-			if opt == "max_request_body" {
-				h.MaxRequestBody = int64(n)
-			} else {
-				h.MaxResponseBody = int64(n)
-			}
-		case "request_body_timeout":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 || dur > 10*time.Minute {
-				return d.Errf("request_body_timeout %q: want a duration in (0, 10m]", v)
-			}
-			h.RequestBodyTimeout = caddy.Duration(dur)
-		default:
-			return d.Errf("unrecognized reset_guard option %q", opt)
+	return block(d, h, handlerOptions, "reset_guard")
+}
+
+// option converts one option of a block into cfg; the dispenser stands on
+// the option's name.
+type option[T any] func(cfg *T, d *caddyfile.Dispenser) error
+
+// block reads the options of a { } block that opens on the current line.
+func block[T any](d *caddyfile.Dispenser, cfg *T, options map[string]option[T], what string) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt, ok := options[d.Val()]
+		if !ok {
+			return d.Errf("unrecognized %s option %q", what, d.Val())
+		}
+		if err := opt(cfg, d); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (h *Handler) unmarshalPolicyOption(d *caddyfile.Dispenser, opt string) error {
-	switch opt {
-	case "paths":
+// The option tables: each Caddyfile option of a block, and the function
+// that sets the JSON field it stands for.
+var handlerOptions = map[string]option[Handler]{
+	"policy":              unmarshalPolicy,
+	"query":               policyShorthand("query"),
+	"dry_run":             policyShorthand("dry_run"),
+	"policy_timeout":      policyShorthand("timeout"),
+	"policy_error_status": policyShorthand("error_status"),
+	"schemes":             listOption(func(h *Handler) *[]string { return &h.Schemes }),
+	"realm":               stringOption(func(h *Handler) *string { return &h.Realm }),
+	"fingerprint_key":     stringOption(func(h *Handler) *string { return &h.FingerprintKey }),
+	"name":                stringOption(func(h *Handler) *string { return &h.Name }),
+	"errors":              stringOption(func(h *Handler) *string { return &h.Errors }),
+	"input_headers":       listOption(func(h *Handler) *[]string { return &h.InputHeaders }),
+	"audit":               subBlock("audit", auditOptions, noArgs, func(h *Handler, a *AuditConfig) { h.Audit = a }),
+	"identity":            subBlock("identity", identityOptions, noArgs, func(h *Handler, id *Identity) { h.Identity = id }),
+	"session_lookup": subBlock("session_lookup", sessionLookupOptions, func(s *SessionLookup) []*string { return []*string{&s.Upstream} },
+		func(h *Handler, s *SessionLookup) { h.SessionLookup = s }),
+	"max_request_body":     sizeOption(func(h *Handler) *int64 { return &h.MaxRequestBody }),
+	"max_response_body":    sizeOption(func(h *Handler) *int64 { return &h.MaxResponseBody }),
+	"request_body_timeout": durationOption(func(h *Handler) *caddy.Duration { return &h.RequestBodyTimeout }),
+}
+
+var policyOptions = map[string]option[PolicyConfig]{
+	"paths":  appendOption(func(p *PolicyConfig) *[]string { return &p.Paths }),
+	"bundle": appendOption(func(p *PolicyConfig) *[]string { return &p.Bundles }),
+	"remote": subBlock("remote bundle", remoteOptions, func(r *RemoteBundle) []*string { return []*string{&r.URL, &r.Resource} },
+		func(p *PolicyConfig, r *RemoteBundle) { p.Remote = r }),
+	"query":        stringOption(func(p *PolicyConfig) *string { return &p.Query }),
+	"timeout":      durationOption(func(p *PolicyConfig) *caddy.Duration { return &p.Timeout }),
+	"error_status": intOption(func(p *PolicyConfig) *int { return &p.ErrorStatus }),
+	"dry_run":      flagOption(func(p *PolicyConfig) *bool { return &p.DryRun }),
+}
+
+var remoteOptions = map[string]option[RemoteBundle]{
+	"polling":         unmarshalPolling,
+	"header":          unmarshalRemoteHeader,
+	"public_key_file": stringOption(func(r *RemoteBundle) *string { return &r.PublicKeyFile }),
+	"key_id":          stringOption(func(r *RemoteBundle) *string { return &r.KeyID }),
+	"algorithm":       stringOption(func(r *RemoteBundle) *string { return &r.Algorithm }),
+	"scope":           stringOption(func(r *RemoteBundle) *string { return &r.Scope }),
+	"wait":            durationOption(func(r *RemoteBundle) *caddy.Duration { return &r.Wait }),
+}
+
+var auditOptions = map[string]option[AuditConfig]{
+	"file": subBlock("audit file", auditFileOptions, func(f *AuditFile) []*string { return []*string{&f.Path} },
+		func(a *AuditConfig, f *AuditFile) { a.File = f }),
+	"customer_field": unmarshalCustomerField,
+	"customer_key":   stringOption(func(a *AuditConfig) *string { return &a.CustomerKey }),
+}
+
+var auditFileOptions = map[string]option[AuditFile]{
+	"fsync":     unmarshalFsync,
+	"max_size":  sizeOption(func(f *AuditFile) *int64 { return &f.MaxSize }),
+	"chain_key": stringOption(func(f *AuditFile) *string { return &f.ChainKey }),
+}
+
+var identityOptions = map[string]option[Identity]{
+	"jwt": subBlock("jwt", jwtOptions, noArgs, func(id *Identity, j *JWTIdentity) { id.JWT = j }),
+	"principal_lookup": subBlock("principal_lookup", principalLookupOptions, func(p *PrincipalLookupIdentity) []*string { return []*string{&p.Upstream} },
+		func(id *Identity, p *PrincipalLookupIdentity) { id.PrincipalLookup = p }),
+}
+
+var jwtOptions = map[string]option[JWTIdentity]{
+	"issuer":             stringOption(func(j *JWTIdentity) *string { return &j.Issuer }),
+	"audience":           appendOption(func(j *JWTIdentity) *[]string { return &j.Audiences }),
+	"audiences":          appendOption(func(j *JWTIdentity) *[]string { return &j.Audiences }),
+	"algorithms":         listOption(func(j *JWTIdentity) *[]string { return &j.Algorithms }),
+	"required_claims":    listOption(func(j *JWTIdentity) *[]string { return &j.RequiredClaims }),
+	"jwks_file":          stringOption(func(j *JWTIdentity) *string { return &j.JWKSFile }),
+	"jwks_url":           stringOption(func(j *JWTIdentity) *string { return &j.JWKSURL }),
+	"subject_claim":      stringOption(func(j *JWTIdentity) *string { return &j.SubjectClaim }),
+	"associate_id_claim": stringOption(func(j *JWTIdentity) *string { return &j.AssociateIDClaim }),
+	"tenant_claim":       stringOption(func(j *JWTIdentity) *string { return &j.TenantClaim }),
+	"leeway":             durationOption(func(j *JWTIdentity) *caddy.Duration { return &j.Leeway }),
+	"refresh":            durationOption(func(j *JWTIdentity) *caddy.Duration { return &j.Refresh }),
+	"min_refresh":        durationOption(func(j *JWTIdentity) *caddy.Duration { return &j.MinRefresh }),
+	"max_token_bytes":    intOption(func(j *JWTIdentity) *int { return &j.MaxTokenBytes }),
+}
+
+var principalLookupOptions = map[string]option[PrincipalLookupIdentity]{
+	"timeout":     durationOption(func(p *PrincipalLookupIdentity) *caddy.Duration { return &p.Timeout }),
+	"ttl":         durationOption(func(p *PrincipalLookupIdentity) *caddy.Duration { return &p.TTL }),
+	"max_entries": intOption(func(p *PrincipalLookupIdentity) *int { return &p.MaxEntries }),
+}
+
+var sessionLookupOptions = map[string]option[SessionLookup]{
+	"timeout": durationOption(func(s *SessionLookup) *caddy.Duration { return &s.Timeout }),
+}
+
+// policyShorthand lets a policy option stand directly in the reset_guard
+// block.
+func policyShorthand(name string) option[Handler] {
+	return func(h *Handler, d *caddyfile.Dispenser) error {
+		return policyOptions[name](&h.Policy, d)
+	}
+}
+
+func unmarshalPolicy(h *Handler, d *caddyfile.Dispenser) error {
+	h.Policy.Paths = append(h.Policy.Paths, d.RemainingArgs()...)
+	return block(d, &h.Policy, policyOptions, "policy")
+}
+
+// unmarshalPolling reads "polling <min> <max>"; their order and floor are
+// Validate's.
+func unmarshalPolling(r *RemoteBundle, d *caddyfile.Dispenser) error {
+	var lo, hi string
+	if !d.AllArgs(&lo, &hi) {
+		return d.ArgErr()
+	}
+	minD, okMin := parseDuration(lo)
+	maxD, okMax := parseDuration(hi)
+	if !okMin || !okMax {
+		return d.Errf("polling %s %s: want two durations", lo, hi)
+	}
+	r.MinDelay, r.MaxDelay = minD, maxD
+	return nil
+}
+
+func unmarshalRemoteHeader(r *RemoteBundle, d *caddyfile.Dispenser) error {
+	var k, v string
+	if !d.AllArgs(&k, &v) {
+		return d.ArgErr()
+	}
+	if r.Headers == nil {
+		r.Headers = map[string]string{}
+	}
+	r.Headers[k] = v
+	return nil
+}
+
+// unmarshalFsync reads "fsync always | interval [<duration>] | never". A
+// duration belongs to interval only, so one after another word is a stray
+// argument; whether the word is a mode is Validate's question.
+func unmarshalFsync(f *AuditFile, d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1:
+	case len(args) == 2 && args[0] == string(audit.FsyncInterval):
+		v, ok := parseDuration(args[1])
+		if !ok {
+			return d.Errf("fsync interval %q: want a duration", args[1])
+		}
+		f.FsyncInterval = v
+	default:
+		return d.ArgErr()
+	}
+	f.Fsync = args[0]
+	return nil
+}
+
+func unmarshalCustomerField(a *AuditConfig, d *caddyfile.Dispenser) error {
+	var name, how string
+	if !d.AllArgs(&name, &how) {
+		return d.ArgErr()
+	}
+	if a.CustomerFields == nil {
+		a.CustomerFields = map[string]string{}
+	}
+	a.CustomerFields[name] = how
+	return nil
+}
+
+// subBlock reads an option that opens a block of its own: the option's
+// arguments fill the fields args names, the block's options fill a new
+// T, and set attaches it to the parent. An option seen twice replaces
+// the earlier block, as a repeated JSON key does.
+func subBlock[P, T any](what string, options map[string]option[T], args func(*T) []*string, set func(*P, *T)) option[P] {
+	return func(parent *P, d *caddyfile.Dispenser) error {
+		cfg := new(T)
+		if !d.AllArgs(args(cfg)...) {
+			return d.ArgErr()
+		}
+		if err := block(d, cfg, options, what); err != nil {
+			return err
+		}
+		set(parent, cfg)
+		return nil
+	}
+}
+
+// noArgs is the args of a block option that takes no argument.
+func noArgs[T any](*T) []*string { return nil }
+
+// stringOption reads an option of exactly one argument.
+func stringOption[T any](field func(*T) *string) option[T] {
+	return func(cfg *T, d *caddyfile.Dispenser) error {
+		if !d.AllArgs(field(cfg)) {
+			return d.ArgErr()
+		}
+		return nil
+	}
+}
+
+// argsOption reads an option of one or more arguments.
+func argsOption[T any](set func(cfg *T, args []string)) option[T] {
+	return func(cfg *T, d *caddyfile.Dispenser) error {
 		args := d.RemainingArgs()
 		if len(args) == 0 {
 			return d.ArgErr()
 		}
-		h.Policy.Paths = append(h.Policy.Paths, args...)
-	case "bundle":
-		args := d.RemainingArgs()
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		h.Policy.Bundles = append(h.Policy.Bundles, args...)
-	case "remote":
-		return h.unmarshalRemote(d)
-	case "query":
-		if !d.AllArgs(&h.Policy.Query) {
-			return d.ArgErr()
-		}
-	case "timeout":
-		var s string
-		if !d.AllArgs(&s) {
-			return d.ArgErr()
-		}
-		dur, err := caddy.ParseDuration(s)
-		if err != nil || dur <= 0 || dur > time.Minute {
-			return d.Errf("policy timeout %q: want a duration in (0, 1m]", s)
-		}
-		h.Policy.Timeout = caddy.Duration(dur)
-	case "error_status":
-		var s string
-		if !d.AllArgs(&s) {
-			return d.ArgErr()
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 500 || n > 599 {
-			return d.Errf("policy error_status %q: want a 5xx status", s)
-		}
-		h.Policy.ErrorStatus = n
-	case "dry_run":
+		set(cfg, args)
+		return nil
+	}
+}
+
+// listOption reads a list that a repeated option replaces.
+func listOption[T any](field func(*T) *[]string) option[T] {
+	return argsOption(func(cfg *T, args []string) { *field(cfg) = args })
+}
+
+// appendOption reads a list that a repeated option adds to.
+func appendOption[T any](field func(*T) *[]string) option[T] {
+	return argsOption(func(cfg *T, args []string) { *field(cfg) = append(*field(cfg), args...) })
+}
+
+// flagOption reads an option that takes no argument.
+func flagOption[T any](field func(*T) *bool) option[T] {
+	return func(cfg *T, d *caddyfile.Dispenser) error {
 		if d.NextArg() {
 			return d.ArgErr()
 		}
-		h.Policy.DryRun = true
-	default:
-		return d.Errf("unrecognized policy option %q", opt)
-	}
-	return nil
-}
-
-func (h *Handler) unmarshalRemote(d *caddyfile.Dispenser) error {
-	r := &RemoteBundle{}
-	if !d.AllArgs(&r.URL, &r.Resource) {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch opt := d.Val(); opt {
-		case "polling":
-			var lo, hi string
-			if !d.AllArgs(&lo, &hi) {
-				return d.ArgErr()
-			}
-			minD, err1 := caddy.ParseDuration(lo)
-			maxD, err2 := caddy.ParseDuration(hi)
-			if err1 != nil || err2 != nil || minD < time.Second || maxD < minD {
-				return d.Errf("remote polling %s %s: want two durations, at least 1s, min <= max", lo, hi)
-			}
-			r.MinDelay, r.MaxDelay = caddy.Duration(minD), caddy.Duration(maxD)
-		case "header":
-			var k, v string
-			if !d.AllArgs(&k, &v) {
-				return d.ArgErr()
-			}
-			if r.Headers == nil {
-				r.Headers = map[string]string{}
-			}
-			r.Headers[k] = v
-		case "public_key_file", "key_id", "algorithm", "scope":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			switch opt {
-			case "public_key_file":
-				r.PublicKeyFile = v
-			case "key_id":
-				r.KeyID = v
-			case "algorithm":
-				r.Algorithm = v
-			default:
-				r.Scope = v
-			}
-		case "wait":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			w, err := caddy.ParseDuration(v)
-			if err != nil || w < 0 {
-				return d.Errf("remote wait %q: want a duration", v)
-			}
-			r.Wait = caddy.Duration(w)
-		default:
-			return d.Errf("unrecognized remote bundle option %q", opt)
-		}
-	}
-	h.Policy.Remote = r
-	return nil
-}
-
-func (h *Handler) unmarshalAudit(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	a := &AuditConfig{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "file":
-			f := &AuditFile{}
-			if !d.AllArgs(&f.Path) {
-				return d.ArgErr()
-			}
-			for n := d.Nesting(); d.NextBlock(n); {
-				opt := d.Val()
-				args := d.RemainingArgs()
-				switch opt {
-				case "fsync":
-					if len(args) == 0 || len(args) > 2 {
-						return d.ArgErr()
-					}
-					f.Fsync = args[0]
-					switch {
-					case args[0] == "interval" && len(args) == 2:
-						dur, err := caddy.ParseDuration(args[1])
-						if err != nil || dur <= 0 {
-							return d.Errf("fsync interval %q: want a positive duration", args[1])
-						}
-						f.FsyncInterval = caddy.Duration(dur)
-					case len(args) == 1 && (args[0] == "always" || args[0] == "interval" || args[0] == "never"):
-					default:
-						return d.Errf("fsync: want always, interval [<duration>] or never")
-					}
-				case "max_size":
-					if len(args) != 1 {
-						return d.ArgErr()
-					}
-					n, err := humanize.ParseBytes(args[0])
-					if err != nil {
-						return d.Errf("max_size %q: %v", args[0], err)
-					}
-					f.MaxSize = int64(n)
-				case "chain_key":
-					if len(args) != 1 {
-						return d.ArgErr()
-					}
-					f.ChainKey = args[0]
-				default:
-					return d.Errf("unrecognized audit file option %q", opt)
-				}
-			}
-			a.File = f
-		case "customer_field":
-			var name, how string
-			if !d.AllArgs(&name, &how) {
-				return d.ArgErr()
-			}
-			if a.CustomerFields == nil {
-				a.CustomerFields = map[string]string{}
-			}
-			a.CustomerFields[name] = how
-		case "customer_key":
-			if !d.AllArgs(&a.CustomerKey) {
-				return d.ArgErr()
-			}
-		default:
-			return d.Errf("unrecognized audit option %q", d.Val())
-		}
-	}
-	h.Audit = a
-	return nil
-}
-
-func (h *Handler) unmarshalIdentity(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	id := &Identity{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "jwt":
-			j := &JWTIdentity{}
-			for n := d.Nesting(); d.NextBlock(n); {
-				if err := unmarshalJWTOption(d, j); err != nil {
-					return err
-				}
-			}
-			id.JWT = j
-		case "principal_lookup":
-			p := &PrincipalLookupIdentity{}
-			if !d.AllArgs(&p.Upstream) {
-				return d.ArgErr()
-			}
-			for n := d.Nesting(); d.NextBlock(n); {
-				opt := d.Val()
-				var v string
-				if !d.AllArgs(&v) {
-					return d.ArgErr()
-				}
-				switch opt {
-				case "timeout", "ttl":
-					dur, err := caddy.ParseDuration(v)
-					if err != nil || dur <= 0 {
-						return d.Errf("principal_lookup %s %q: want a positive duration", opt, v)
-					}
-					if opt == "timeout" {
-						p.Timeout = caddy.Duration(dur)
-					} else {
-						p.TTL = caddy.Duration(dur)
-					}
-				case "max_entries":
-					n, err := strconv.Atoi(v)
-					if err != nil || n < 1 {
-						return d.Errf("principal_lookup max_entries %q: want a positive number", v)
-					}
-					p.MaxEntries = n
-				default:
-					return d.Errf("unrecognized principal_lookup option %q", opt)
-				}
-			}
-			id.PrincipalLookup = p
-		default:
-			return d.Errf("unrecognized identity option %q", d.Val())
-		}
-	}
-	h.Identity = id
-	return nil
-}
-
-func unmarshalJWTOption(d *caddyfile.Dispenser, j *JWTIdentity) error {
-	opt := d.Val()
-	args := d.RemainingArgs()
-	one := func(dst *string) error {
-		if len(args) != 1 {
-			return d.ArgErr()
-		}
-		*dst = args[0]
+		*field(cfg) = true
 		return nil
 	}
-	dur := func(dst *caddy.Duration) error {
-		if len(args) != 1 {
+}
+
+// valueOption reads an option of one argument that parse converts; want
+// names what the argument should have been.
+func valueOption[T, V any](field func(*T) *V, parse func(string) (V, bool), want string) option[T] {
+	return func(cfg *T, d *caddyfile.Dispenser) error {
+		opt := d.Val()
+		var s string
+		if !d.AllArgs(&s) {
 			return d.ArgErr()
 		}
-		v, err := caddy.ParseDuration(args[0])
-		if err != nil || v < 0 {
-			return d.Errf("jwt %s %q: want a duration", opt, args[0])
+		v, ok := parse(s)
+		if !ok {
+			return d.Errf("%s %q: want %s", opt, s, want)
 		}
-		*dst = caddy.Duration(v)
+		*field(cfg) = v
 		return nil
 	}
-	switch opt {
-	case "issuer":
-		return one(&j.Issuer)
-	case "audience", "audiences":
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		j.Audiences = append(j.Audiences, args...)
-	case "algorithms":
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		j.Algorithms = args
-	case "required_claims":
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		j.RequiredClaims = args
-	case "jwks_file":
-		return one(&j.JWKSFile)
-	case "jwks_url":
-		return one(&j.JWKSURL)
-	case "subject_claim":
-		return one(&j.SubjectClaim)
-	case "associate_id_claim":
-		return one(&j.AssociateIDClaim)
-	case "tenant_claim":
-		return one(&j.TenantClaim)
-	case "leeway":
-		return dur(&j.Leeway)
-	case "refresh":
-		return dur(&j.Refresh)
-	case "min_refresh":
-		return dur(&j.MinRefresh)
-	case "max_token_bytes":
-		if len(args) != 1 {
-			return d.ArgErr()
-		}
-		n, err := strconv.Atoi(args[0])
-		if err != nil || n < 64 {
-			return d.Errf("jwt max_token_bytes %q: want a number >= 64", args[0])
-		}
-		j.MaxTokenBytes = n
-	default:
-		return d.Errf("unrecognized jwt option %q", opt)
+}
+
+func durationOption[T any](field func(*T) *caddy.Duration) option[T] {
+	return valueOption(field, parseDuration, "a duration")
+}
+
+func sizeOption[T any](field func(*T) *int64) option[T] {
+	return valueOption(field, parseSize, "a size such as 64KiB")
+}
+
+func intOption[T any](field func(*T) *int) option[T] {
+	return valueOption(field, func(s string) (int, bool) {
+		n, err := strconv.Atoi(s)
+		return n, err == nil
+	}, "a whole number")
+}
+
+// parseDuration reads a duration as Caddy does (Go's units and d for
+// days); a negative one is left for Validate to refuse.
+func parseDuration(s string) (caddy.Duration, bool) {
+	v, err := caddy.ParseDuration(s)
+	return caddy.Duration(v), err == nil
+}
+
+// parseSize reads a byte count such as 64KiB or 1MB. It takes a sign,
+// which humanize does not, so that a negative size reaches Validate and
+// is refused with the same message as in JSON. A count past int64 is not
+// a size the config can hold at all.
+func parseSize(s string) (int64, bool) {
+	digits, negative := strings.CutPrefix(s, "-")
+	n, err := humanize.ParseBytes(digits)
+	if err != nil || n > math.MaxInt64 {
+		return 0, false
 	}
-	return nil
+	if negative {
+		return -int64(n), true
+	}
+	return int64(n), true
 }
 
 // Interface guard.

@@ -1,11 +1,19 @@
 package resetguard
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/resetguard/caddy-resetguard/audit"
+	"github.com/resetguard/caddy-resetguard/credential"
 )
 
 // Defaults for the size bounds.
@@ -19,6 +27,27 @@ const (
 	statusClientClosed = 499
 	// action is the policy input's and audit record's action name.
 	action = "chat_session.reset"
+)
+
+// The bounds Validate enforces beyond "not negative". Each is a ceiling
+// or floor past which a config is a mistake rather than a choice.
+const (
+	// maxPolicyTimeout: a reset waiting longer for a decision is a hung
+	// request, and it holds the caller's connection meanwhile.
+	maxPolicyTimeout = time.Minute
+	// maxBodyBytes: request and response bodies are held in memory.
+	maxBodyBytes = 1 << 30
+	// maxRequestBodyTimeout: a reset body is a few bytes; a slow client
+	// may not hold a connection open for longer.
+	maxRequestBodyTimeout = 10 * time.Minute
+	// minRemotePolling: OPA's downloader polls in whole seconds.
+	minRemotePolling = time.Second
+	// maxJWTLeeway: more would accept tokens long expired.
+	// credential.NewJWTVerifier holds the same ceiling.
+	maxJWTLeeway = 5 * time.Minute
+	// minJWTMaxTokenBytes: no signed JWT is shorter, so a smaller limit
+	// is a typo that would refuse every token.
+	minJWTMaxTokenBytes = 64
 )
 
 // DefaultInputHeaders are the request headers copied into the policy
@@ -106,24 +135,6 @@ const (
 	ErrorsSuperOffice  = "superoffice"
 	ErrorsHandleErrors = "handle_errors"
 )
-
-// Validate refuses configs that would leak secrets or can never work.
-func (h *Handler) Validate() error {
-	for _, name := range h.InputHeaders {
-		for _, s := range secretHeaders {
-			if strings.EqualFold(name, s) {
-				return fmt.Errorf("reset_guard: input_headers: %s carries a credential and may not reach the policy", name)
-			}
-		}
-	}
-	if h.Errors != ErrorsSuperOffice && h.Errors != ErrorsHandleErrors {
-		return fmt.Errorf("reset_guard: errors %q: want %q or %q", h.Errors, ErrorsSuperOffice, ErrorsHandleErrors)
-	}
-	if s := h.Policy.ErrorStatus; s < 500 || s > 599 {
-		return fmt.Errorf("reset_guard: policy error_status %d: must be a 5xx status, a policy failure is not the client's fault", s)
-	}
-	return nil
-}
 
 // Identity configures how the caller's identity (input.principal) is
 // established.
@@ -214,10 +225,239 @@ type AuditFile struct {
 	// FsyncInterval for the "interval" mode. Default 1s.
 	FsyncInterval caddy.Duration `json:"fsync_interval,omitempty"`
 	// MaxSize rotates the file before a record would take it past this
-	// many bytes; 0 never rotates. Default 100 MiB.
+	// many bytes. Default (0) 100 MiB: zero cannot mean "never rotate",
+	// because JSON does not tell an explicit 0 from an absent field.
 	MaxSize int64 `json:"max_size,omitempty"`
 	// ChainKey, when set, keys the hash chain (HMAC-SHA256), so that only
 	// a key holder can recompute it after an edit. Placeholders are
 	// replaced.
 	ChainKey string `json:"chain_key,omitempty"`
+}
+
+// Validate enforces every bound of the config, so that a JSON config, an
+// admin-API /load and a Caddyfile (which is adapted to this JSON) are
+// held to the same rules. A zero field means "use the default" wherever
+// the field documents one; anything else out of range is an error naming
+// the JSON field path. All problems are reported at once.
+//
+// Caddy calls Provision before Validate, and Provision fills in the
+// defaults, so by the time Caddy calls Validate a negative size would
+// already have been replaced. Provision therefore calls Validate first,
+// on the config as written and before it opens anything; Caddy's own call
+// afterwards repeats the check on the filled-in config, which the
+// defaults (all inside the bounds) always pass. A handler built in Go and
+// validated without Provision gets the same answer.
+//
+// What needs I/O or a dependency's own parser (policy files and query,
+// JWKS contents, signing algorithms, the bundle signing key) is checked
+// where it is loaded, in Provision.
+func (h *Handler) Validate() error {
+	// In the order of the fields, so that the messages read as the
+	// config does.
+	errs := []error{
+		h.Policy.validate(),
+		validateSchemes(h.Schemes),
+		validateInputHeaders(h.InputHeaders),
+		h.Identity.validate(),
+		h.Audit.validate(),
+		h.SessionLookup.validate(),
+		optionalSize("max_request_body", h.MaxRequestBody, maxBodyBytes),
+		optionalSize("max_response_body", h.MaxResponseBody, maxBodyBytes),
+		oneOf("errors", h.Errors, ErrorsSuperOffice, ErrorsHandleErrors),
+		optionalDuration("request_body_timeout", h.RequestBodyTimeout, 0, maxRequestBodyTimeout),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("reset_guard: %w", err)
+	}
+	return nil
+}
+
+// setDefaults fills the handler-level fields left at zero. It runs after
+// Validate, so a zero here can only mean "not configured".
+func (h *Handler) setDefaults() {
+	if len(h.Schemes) == 0 {
+		h.Schemes = []string{"basic", "soticket", "bearer", "xsrf"}
+	}
+	if h.Realm == "" {
+		h.Realm = "SuperOffice"
+	}
+	if len(h.InputHeaders) == 0 {
+		h.InputHeaders = DefaultInputHeaders
+	}
+	if h.MaxRequestBody == 0 {
+		h.MaxRequestBody = DefaultMaxRequestBody
+	}
+	if h.MaxResponseBody == 0 {
+		h.MaxResponseBody = DefaultMaxResponseBody
+	}
+	if h.RequestBodyTimeout == 0 {
+		h.RequestBodyTimeout = caddy.Duration(DefaultRequestBodyTimeout)
+	}
+	if h.Policy.ErrorStatus == 0 {
+		h.Policy.ErrorStatus = http.StatusServiceUnavailable
+	}
+	if h.Errors == "" {
+		h.Errors = ErrorsSuperOffice
+	}
+}
+
+func validateSchemes(schemes []string) error {
+	var errs []error
+	for _, s := range schemes {
+		if _, err := credential.ParseScheme(s); err != nil {
+			errs = append(errs, fmt.Errorf("schemes: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateInputHeaders keeps credentials out of the policy input: a
+// policy's input may be logged (decision logs, dry runs).
+func validateInputHeaders(names []string) error {
+	var errs []error
+	for _, name := range names {
+		for _, s := range secretHeaders {
+			if strings.EqualFold(name, s) {
+				errs = append(errs, fmt.Errorf("input_headers: %s carries a credential and may not reach the policy", name))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *PolicyConfig) validate() error {
+	var status error
+	if s := p.ErrorStatus; s != 0 && (s < 500 || s > 599) {
+		status = &fieldError{path: "policy.error_status", value: strconv.Itoa(s),
+			want: "want a 5xx status: a policy failure is not the client's fault"}
+	}
+	return errors.Join(
+		optionalDuration("policy.timeout", p.Timeout, 0, maxPolicyTimeout),
+		status,
+		p.Remote.validate(),
+	)
+}
+
+func (r *RemoteBundle) validate() error {
+	if r == nil {
+		return nil
+	}
+	var order error
+	// Only both set can disagree: an unset max_delay follows min_delay
+	// up, as the policy manager does. A delay under the floor is reported
+	// once, by the floor.
+	if r.MinDelay >= caddy.Duration(minRemotePolling) && r.MaxDelay >= caddy.Duration(minRemotePolling) && r.MaxDelay < r.MinDelay {
+		order = &fieldError{path: "policy.remote.max_delay", value: shortDuration(time.Duration(r.MaxDelay)),
+			want: "want at least min_delay (" + shortDuration(time.Duration(r.MinDelay)) + ")"}
+	}
+	return errors.Join(
+		required("policy.remote.url", r.URL),
+		required("policy.remote.resource", r.Resource),
+		optionalDuration("policy.remote.min_delay", r.MinDelay, minRemotePolling, 0),
+		optionalDuration("policy.remote.max_delay", r.MaxDelay, minRemotePolling, 0),
+		order,
+		optionalDuration("policy.remote.wait", r.Wait, 0, 0),
+	)
+}
+
+func (s *SessionLookup) validate() error {
+	if s == nil {
+		return nil
+	}
+	return errors.Join(
+		httpURL("session_lookup.upstream", s.Upstream),
+		optionalDuration("session_lookup.timeout", s.Timeout, 0, 0),
+	)
+}
+
+func (i *Identity) validate() error {
+	if i == nil {
+		return nil
+	}
+	return errors.Join(i.JWT.validate(), i.PrincipalLookup.validate())
+}
+
+func (j *JWTIdentity) validate() error {
+	if j == nil {
+		return nil
+	}
+	var keys error
+	switch {
+	case j.JWKSFile != "" && j.JWKSURL != "":
+		keys = &fieldError{path: "identity.jwt", want: "want jwks_file or jwks_url, not both"}
+	case j.JWKSFile == "" && j.JWKSURL == "":
+		keys = &fieldError{path: "identity.jwt", want: "want jwks_file or jwks_url"}
+	case j.JWKSURL != "":
+		keys = httpURL("identity.jwt.jwks_url", j.JWKSURL)
+	}
+	return errors.Join(
+		required("identity.jwt.issuer", j.Issuer),
+		names("identity.jwt.audiences", j.Audiences, true),
+		keys,
+		optionalDuration("identity.jwt.leeway", j.Leeway, 0, maxJWTLeeway),
+		optionalDuration("identity.jwt.refresh", j.Refresh, 0, 0),
+		optionalDuration("identity.jwt.min_refresh", j.MinRefresh, 0, 0),
+		names("identity.jwt.required_claims", j.RequiredClaims, false),
+		optionalCount("identity.jwt.max_token_bytes", j.MaxTokenBytes, minJWTMaxTokenBytes),
+	)
+}
+
+func (p *PrincipalLookupIdentity) validate() error {
+	if p == nil {
+		return nil
+	}
+	return errors.Join(
+		httpURL("identity.principal_lookup.upstream", p.Upstream),
+		optionalDuration("identity.principal_lookup.timeout", p.Timeout, 0, 0),
+		optionalDuration("identity.principal_lookup.ttl", p.TTL, 0, 0),
+		optionalCount("identity.principal_lookup.max_entries", p.MaxEntries, 1),
+	)
+}
+
+func (a *AuditConfig) validate() error {
+	if a == nil {
+		return nil
+	}
+	errs := []error{a.File.validate()}
+	// Sorted, so that the same config always gets the same message.
+	for _, name := range slices.Sorted(maps.Keys(a.CustomerFields)) {
+		errs = append(errs, a.validateCustomerField(name))
+	}
+	return errors.Join(errs...)
+}
+
+// validateCustomerField accepts a field name in any case, as the
+// redactor does. A hash needs a key: without one, the hash of a phone
+// number is reversed by trying every number.
+func (a *AuditConfig) validateCustomerField(name string) error {
+	path := "audit.customer_fields." + name
+	known := slices.ContainsFunc(slices.Collect(maps.Keys(audit.CustomerFields)), func(f string) bool {
+		return strings.EqualFold(f, name)
+	})
+	if !known {
+		return &fieldError{path: path, want: "want one of " + strings.Join(slices.Sorted(maps.Keys(audit.CustomerFields)), ", ")}
+	}
+	switch how := a.CustomerFields[name]; how {
+	case audit.CustomerClear:
+		return nil
+	case audit.CustomerHash:
+		if a.CustomerKey == "" {
+			return &fieldError{path: "audit.customer_key", want: "required to hash " + name}
+		}
+		return nil
+	default:
+		return &fieldError{path: path, value: strconv.Quote(how), want: "want hash or clear"}
+	}
+}
+
+func (f *AuditFile) validate() error {
+	if f == nil {
+		return nil
+	}
+	return errors.Join(
+		required("audit.file.path", f.Path),
+		oneOf("audit.file.fsync", f.Fsync, string(audit.FsyncAlways), string(audit.FsyncInterval), string(audit.FsyncNever)),
+		optionalDuration("audit.file.fsync_interval", f.FsyncInterval, 0, 0),
+		optionalSize("audit.file.max_size", f.MaxSize, 0),
+	)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"time"
 
@@ -30,6 +29,13 @@ func (p *PolicyConfig) engineConfig() policy.Config {
 // Provision prepares the policy and the credential settings once, so that
 // a request pays only for evaluation.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	// Validate first, on the config as written: the defaults below would
+	// hide a negative value, and nothing may be opened for a config that
+	// is refused anyway. Caddy calls Validate again after this.
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	h.setDefaults()
 	h.logger = ctx.Logger()
 	h.sink = audit.NewSink(h.logger.Named("audit"))
 	// First: the identity and policy set up below hook into the metrics.
@@ -37,9 +43,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("reset_guard: %w", err)
 	}
 
-	if len(h.Schemes) == 0 {
-		h.Schemes = []string{"basic", "soticket", "bearer", "xsrf"}
-	}
 	h.schemes = h.schemes[:0]
 	for _, s := range h.Schemes {
 		sc, err := credential.ParseScheme(s)
@@ -48,36 +51,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.schemes = append(h.schemes, sc)
 	}
-	if h.Realm == "" {
-		h.Realm = "SuperOffice"
-	}
-	if len(h.InputHeaders) == 0 {
-		h.InputHeaders = DefaultInputHeaders
-	}
-	if h.MaxRequestBody <= 0 {
-		h.MaxRequestBody = DefaultMaxRequestBody
-	}
-	if h.MaxResponseBody <= 0 {
-		h.MaxResponseBody = DefaultMaxResponseBody
-	}
-	if h.RequestBodyTimeout <= 0 {
-		h.RequestBodyTimeout = caddy.Duration(DefaultRequestBodyTimeout)
-	}
-	if h.Policy.ErrorStatus == 0 {
-		h.Policy.ErrorStatus = http.StatusServiceUnavailable
-	}
-	if h.Errors == "" {
-		h.Errors = ErrorsSuperOffice
-	}
 	key := caddy.NewReplacer().ReplaceKnown(h.FingerprintKey, "")
 	h.fingerprint = credential.NewFingerprinter([]byte(key))
 
 	if sl := h.SessionLookup; sl != nil {
 		upstream := caddy.NewReplacer().ReplaceKnown(sl.Upstream, "")
-		u, err := url.Parse(upstream)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("reset_guard: session_lookup upstream %q: want an http(s) URL", sl.Upstream)
-		}
 		timeout := time.Duration(sl.Timeout)
 		if timeout <= 0 {
 			timeout = 2 * time.Second
