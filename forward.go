@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/resetguard/caddy-resetguard/audit"
+	"github.com/resetguard/caddy-resetguard/internal/superoffice"
 )
 
 // forward sends an allowed request on, holds the response, decodes the
@@ -115,9 +116,12 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 			outcome, reason = audit.OutcomeUnknown, "upstream_empty"
 		}
 	default:
-		cs, derr := audit.DecodeEntity(held.buf.Bytes(), up.ContentType, held.Header().Get("Content-Encoding"), h.MaxResponseBody)
+		// One decoding gives the record's facts and the opted-in
+		// customer fields.
+		ent, derr := superoffice.DecodeEntity(held.buf.Bytes(), up.ContentType, held.Header().Get("Content-Encoding"),
+			superoffice.DecodeOptions{MaxDecoded: h.MaxResponseBody, Customer: h.customer.Names()})
 		switch {
-		case errors.Is(derr, audit.ErrNoEntity):
+		case errors.Is(derr, superoffice.ErrNoEntity):
 			outcome, reason = audit.OutcomeFailure, "upstream_no_entity"
 			up.EntityError = derr.Error()
 		case derr != nil:
@@ -125,13 +129,13 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 			up.EntityError = derr.Error()
 		default:
 			up.EntityRead = true
-			x.rec.ChatSession = cs
+			x.rec.ChatSession = ent.Session
 			if h.customer != nil {
-				if c, err := h.customer.Fields(held.buf.Bytes(), up.ContentType, held.Header().Get("Content-Encoding"), h.MaxResponseBody); err == nil {
+				if c, err := h.customer.Fields(ent); err == nil {
 					x.rec.Customer = c
 				}
 			}
-			if x.rec.SessionID > 0 && cs.ID != x.rec.SessionID {
+			if x.rec.SessionID > 0 && ent.Session.ID != x.rec.SessionID {
 				outcome, reason = audit.OutcomeUnknown, "entity_id_mismatch"
 			}
 		}

@@ -2,7 +2,6 @@ package resetguard
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/resetguard/caddy-resetguard/credential"
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
+	"github.com/resetguard/caddy-resetguard/internal/superoffice"
 	"github.com/resetguard/caddy-resetguard/policy"
 )
 
@@ -63,9 +64,13 @@ func (i *Identity) provision(ctx context.Context) (*identity, error) {
 			out.close()
 			return nil, fmt.Errorf("identity principal_lookup upstream %q: want an http(s) URL", p.Upstream)
 		}
+		backend, err := superoffice.NewClient(superoffice.Config{Upstream: upstream, Timeout: time.Duration(p.Timeout)})
+		if err != nil {
+			out.close()
+			return nil, fmt.Errorf("identity principal_lookup: %w", err)
+		}
 		l, err := credential.NewPrincipalLookup(credential.PrincipalLookupConfig{
-			Upstream:   upstream,
-			Timeout:    time.Duration(p.Timeout),
+			Backend:    backend,
 			TTL:        time.Duration(p.TTL),
 			MaxEntries: p.MaxEntries,
 			OnCache: func(hit bool) {
@@ -131,11 +136,10 @@ func (id *identity) principal(ctx context.Context, fp *credential.Fingerprinter,
 		strings.Join(h.Values("X-Xsrf-Token"), "\n"), strings.Join(h.Values("So-Apptoken"), "\n"))
 	p, err := id.principals.Lookup(ctx, key, prefix, h)
 	if err != nil {
-		var le *credential.LookupError
-		if errors.As(err, &le) {
-			return nil, &identityFailure{status: le.Status, reason: le.Reason, err: err}
+		if rf, ok := refusal.As(err); ok {
+			return nil, &identityFailure{status: rf.Status, reason: rf.Reason(), err: err}
 		}
-		return nil, &identityFailure{status: http.StatusServiceUnavailable, reason: "principal_lookup_failed", err: err}
+		return nil, &identityFailure{status: http.StatusServiceUnavailable, reason: refusal.PrincipalLookupFailed, err: err}
 	}
 	return p, nil
 }

@@ -13,8 +13,8 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/credential"
+	"github.com/resetguard/caddy-resetguard/internal/superoffice"
 	"github.com/resetguard/caddy-resetguard/policy"
-	"github.com/resetguard/caddy-resetguard/session"
 )
 
 // engineConfig is the policy engine's view of the local policy sources.
@@ -78,15 +78,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("reset_guard: session_lookup upstream %q: want an http(s) URL", sl.Upstream)
 		}
-		timeout := time.Duration(sl.Timeout)
-		if timeout <= 0 {
-			timeout = 2 * time.Second
+		// A non-positive timeout is the client's default (2s).
+		c, err := superoffice.NewClient(superoffice.Config{Upstream: upstream, Timeout: max(time.Duration(sl.Timeout), 0)})
+		if err != nil {
+			return fmt.Errorf("reset_guard: session_lookup: %w", err)
 		}
-		h.lookup = &session.Lookup{Upstream: upstream, Timeout: timeout, Client: &http.Client{
-			// A lookup never follows a redirect: it could carry the
-			// caller's credential elsewhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}}
+		h.lookup = c
 	}
 	if err := h.Audit.provision(h); err != nil {
 		return fmt.Errorf("reset_guard: %w", err)

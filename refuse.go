@@ -55,18 +55,18 @@ func (h *Handler) respondError(x *exchange, b errorBody) error {
 		repl.Set("http.reset_guard.reasons", strings.Join(b.Reasons, ","))
 	}
 	if h.Errors == ErrorsHandleErrors {
-		return caddyhttp.Error(b.Status, &refusal{body: b})
+		return caddyhttp.Error(b.Status, &refusalError{body: b})
 	}
 	writeError(x.w, x.r, b)
 	return nil
 }
 
-// refusal is the error a refused reset returns with errors handle_errors;
-// its text is {http.error.message}. It holds fixed texts and policy
-// reasons only, never request data.
-type refusal struct{ body errorBody }
+// refusalError is the error a refused reset returns with errors
+// handle_errors; its text is {http.error.message}. It holds fixed texts
+// and policy reasons only, never request data.
+type refusalError struct{ body errorBody }
 
-func (e *refusal) Error() string {
+func (e *refusalError) Error() string {
 	return "reset_guard: " + e.body.ErrorType + ": " + e.body.ErrorMessage + " (" + strings.Join(e.body.Reasons, ",") + ")"
 }
 

@@ -18,8 +18,8 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/credential"
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
 	"github.com/resetguard/caddy-resetguard/policy"
-	"github.com/resetguard/caddy-resetguard/session"
 )
 
 // secretQueryWords: a query parameter whose name, lower-cased and without
@@ -271,14 +271,14 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	// Step 4b: the session as it is now, when configured.
 	var current map[string]any
 	if h.lookup != nil {
-		s, err := h.lookup.Fetch(r.Context(), t.prefix, x.rec.SessionID, credHeader)
+		s, err := h.lookup.ChatSession(r.Context(), t.prefix, x.rec.SessionID, credHeader)
 		if err != nil {
-			var le *session.Error
-			if !errors.As(err, &le) {
-				le = &session.Error{Status: http.StatusServiceUnavailable, Reason: "session_lookup_failed", Err: err}
+			rf, ok := refusal.As(err)
+			if !ok {
+				rf = refusal.New(http.StatusServiceUnavailable, refusal.SessionLookupFailed, refusal.MessageSessionLookup).Wrap(err)
 			}
 			h.logger.Warn("session lookup failed; refusing", zap.String("request_id", x.rec.RequestID), zap.Error(err))
-			return h.refuse(x, le.Status, le.Reason, "the chat session could not be read before the reset")
+			return h.refuse(x, rf.Status, rf.Reason(), rf.Message)
 		}
 		current = s
 	}
