@@ -12,6 +12,7 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/internal/refusal"
+	"github.com/resetguard/caddy-resetguard/internal/superoffice"
 )
 
 // forward sends an allowed request on, holds the response, decodes the
@@ -133,10 +134,12 @@ func (h *Handler) judge(x *exchange, held *heldResponse) (outcome, reason string
 	case up.Status >= 300:
 		return audit.OutcomeFailure, refusal.UpstreamStatus
 	}
-	body, coding := held.buf.Bytes(), held.Header().Get("Content-Encoding")
-	cs, err := audit.DecodeEntity(body, up.ContentType, coding, h.MaxResponseBody)
+	// One decoding gives the record's facts and the opted-in customer
+	// fields.
+	ent, err := superoffice.DecodeEntity(held.buf.Bytes(), up.ContentType, held.Header().Get("Content-Encoding"),
+		superoffice.DecodeOptions{MaxDecoded: h.MaxResponseBody, Customer: h.customer.Names()})
 	switch {
-	case errors.Is(err, audit.ErrNoEntity):
+	case errors.Is(err, superoffice.ErrNoEntity):
 		up.EntityError = err.Error()
 		return audit.OutcomeFailure, refusal.UpstreamNoEntity
 	case err != nil:
@@ -144,12 +147,13 @@ func (h *Handler) judge(x *exchange, held *heldResponse) (outcome, reason string
 		return audit.OutcomeUnknown, refusal.EntityNotRead
 	}
 	up.EntityRead = true
-	x.chatSession = cs
+	x.chatSession = ent.Session
 	if h.customer != nil {
-		if c, err := h.customer.Fields(body, up.ContentType, coding, h.MaxResponseBody); err == nil {
+		if c, err := h.customer.Fields(ent); err == nil {
 			x.customer = c
 		}
 	}
+	cs := ent.Session
 	if x.sessionID > 0 && cs.ID != x.sessionID {
 		return audit.OutcomeUnknown, refusal.EntityIDMismatch
 	}

@@ -2,7 +2,6 @@ package resetguard
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,8 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/resetguard/caddy-resetguard/credential"
-	// Aliased: refuse.go declares its own refusal type.
 	"github.com/resetguard/caddy-resetguard/internal/refusal"
+	"github.com/resetguard/caddy-resetguard/internal/superoffice"
 	"github.com/resetguard/caddy-resetguard/policy"
 )
 
@@ -65,9 +64,13 @@ func (i *Identity) provision(ctx context.Context) (*identity, error) {
 			out.close()
 			return nil, fmt.Errorf("identity principal_lookup upstream %q: want an http(s) URL", p.Upstream)
 		}
+		backend, err := superoffice.NewClient(superoffice.Config{Upstream: upstream, Timeout: time.Duration(p.Timeout)})
+		if err != nil {
+			out.close()
+			return nil, fmt.Errorf("identity principal_lookup: %w", err)
+		}
 		l, err := credential.NewPrincipalLookup(credential.PrincipalLookupConfig{
-			Upstream:   upstream,
-			Timeout:    time.Duration(p.Timeout),
+			Backend:    backend,
 			TTL:        time.Duration(p.TTL),
 			MaxEntries: p.MaxEntries,
 			OnCache: func(hit bool) {
@@ -121,11 +124,11 @@ func (id *identity) principal(ctx context.Context, fp *credential.Fingerprinter,
 		strings.Join(h.Values("X-Xsrf-Token"), "\n"), strings.Join(h.Values("So-Apptoken"), "\n"))
 	p, err := id.principals.Lookup(ctx, key, prefix, h)
 	if err != nil {
-		var le *credential.LookupError
-		if errors.As(err, &le) {
-			return nil, identityRefusal(err, le.Status, le.Reason, false)
+		status := http.StatusServiceUnavailable
+		if ref, ok := refusal.As(err); ok {
+			status = ref.Status
 		}
-		return nil, identityRefusal(err, http.StatusServiceUnavailable, refusal.PrincipalLookupFailed, false)
+		return nil, identityRefusal(err, status, refusal.PrincipalLookupFailed, false)
 	}
 	return p, nil
 }

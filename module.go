@@ -14,8 +14,8 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/credential"
+	"github.com/resetguard/caddy-resetguard/internal/superoffice"
 	"github.com/resetguard/caddy-resetguard/policy"
-	"github.com/resetguard/caddy-resetguard/session"
 )
 
 // Handler guards chat-session resets. Its JSON config is the module
@@ -93,7 +93,7 @@ type Handler struct {
 	id          *identity
 	fingerprint *credential.Fingerprinter
 	policy      *policy.Manager
-	lookup      *session.Lookup
+	lookup      *superoffice.Client
 	customer    *audit.CustomerRedactor
 	fileSink    *audit.FileSink
 	fileSinkKey string

@@ -3,7 +3,6 @@ package resetguard
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -12,8 +11,8 @@ import (
 
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/credential"
+	"github.com/resetguard/caddy-resetguard/internal/superoffice"
 	"github.com/resetguard/caddy-resetguard/policy"
-	"github.com/resetguard/caddy-resetguard/session"
 )
 
 // engineConfig is the policy engine's view of the local policy sources.
@@ -56,15 +55,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	if sl := h.SessionLookup; sl != nil {
 		upstream := caddy.NewReplacer().ReplaceKnown(sl.Upstream, "")
-		timeout := time.Duration(sl.Timeout)
-		if timeout <= 0 {
-			timeout = 2 * time.Second
+		// Validate checked the URL; a non-positive timeout is the
+		// client's default (2s).
+		c, err := superoffice.NewClient(superoffice.Config{Upstream: upstream, Timeout: max(time.Duration(sl.Timeout), 0)})
+		if err != nil {
+			return fmt.Errorf("reset_guard: session_lookup: %w", err)
 		}
-		h.lookup = &session.Lookup{Upstream: upstream, Timeout: timeout, Client: &http.Client{
-			// A lookup never follows a redirect: it could carry the
-			// caller's credential elsewhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}}
+		h.lookup = c
 	}
 	if err := h.Audit.provision(h); err != nil {
 		return fmt.Errorf("reset_guard: %w", err)

@@ -1,7 +1,6 @@
 package resetguard
 
 import (
-	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/resetguard/caddy-resetguard/credential"
 	"github.com/resetguard/caddy-resetguard/internal/classify"
 	"github.com/resetguard/caddy-resetguard/internal/refusal"
-	"github.com/resetguard/caddy-resetguard/session"
 )
 
 // ServeHTTP passes every request that cannot reach Reset straight on, and
@@ -250,14 +248,13 @@ func (h *Handler) lookupSession(x *exchange) *refusal.Refusal {
 	if h.lookup == nil {
 		return nil
 	}
-	s, err := h.lookup.Fetch(x.r.Context(), x.t.Prefix, x.sessionID, x.credHeader)
+	s, err := h.lookup.ChatSession(x.r.Context(), x.t.Prefix, x.sessionID, x.credHeader)
 	if err != nil {
 		h.logger.Warn("session lookup failed; refusing", zap.String("request_id", x.requestID), zap.Error(err))
-		var le *session.Error
-		if !errors.As(err, &le) {
-			le = &session.Error{Status: http.StatusServiceUnavailable, Reason: refusal.SessionLookupFailed, Err: err}
+		if ref, ok := refusal.As(err); ok {
+			return ref
 		}
-		return refusal.New(le.Status, le.Reason, refusal.MessageSessionLookup).Wrap(err)
+		return refusal.New(http.StatusServiceUnavailable, refusal.SessionLookupFailed, refusal.MessageSessionLookup).Wrap(err)
 	}
 	x.session = s
 	return nil

@@ -1,6 +1,6 @@
 // Package audit builds and writes ResetGuard's audit records (schema
-// resetguard.audit/v1, aligned with the Elastic Common Schema) and decodes
-// the audit-safe part of the ChatSessionEntity a reset returns.
+// resetguard.audit/v1, aligned with the Elastic Common Schema), with the
+// opt-in customer fields of the ChatSessionEntity a reset returns.
 package audit
 
 import (
