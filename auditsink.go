@@ -1,7 +1,6 @@
 package resetguard
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -32,9 +31,6 @@ func (a *AuditConfig) provision(h *Handler) error {
 		h.customer = r
 	}
 	if f := a.File; f != nil {
-		if f.Path == "" {
-			return errors.New("audit file: a path is required")
-		}
 		maxSize := f.MaxSize
 		if maxSize == 0 {
 			maxSize = 100 << 20

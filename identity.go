@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -60,10 +59,6 @@ func (i *Identity) provision(ctx context.Context) (*identity, error) {
 	}
 	if p := i.PrincipalLookup; p != nil {
 		upstream := repl.ReplaceKnown(p.Upstream, "")
-		if u, err := url.Parse(upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			out.close()
-			return nil, fmt.Errorf("identity principal_lookup upstream %q: want an http(s) URL", p.Upstream)
-		}
 		backend, err := superoffice.NewClient(superoffice.Config{Upstream: upstream, Timeout: time.Duration(p.Timeout)})
 		if err != nil {
 			out.close()

@@ -7,11 +7,13 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/rego"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
 )
 
 // ReasonInvalid is the deny reason for an undefined, malformed or
 // non-boolean policy result.
-const ReasonInvalid = "policy_result_invalid"
+const ReasonInvalid = refusal.PolicyResultInvalid
 
 // Decision is what the policy said.
 type Decision struct {

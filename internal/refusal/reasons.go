@@ -64,10 +64,13 @@ const (
 
 // The policy and the audit trail.
 const (
-	PolicyDenied     = "policy_denied"
-	PolicyError      = "policy_error"
-	PolicyNotReady   = "policy_not_ready"
-	AuditUnavailable = "audit_unavailable"
+	PolicyDenied = "policy_denied"
+	// PolicyResultInvalid: the decision was undefined or not a
+	// well-formed boolean or decision object; a deny.
+	PolicyResultInvalid = "policy_result_invalid"
+	PolicyError         = "policy_error"
+	PolicyNotReady      = "policy_not_ready"
+	AuditUnavailable    = "audit_unavailable"
 )
 
 // After forwarding: what the backend's answer was (outcome reasons of an
