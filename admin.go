@@ -155,6 +155,12 @@ type AuditFileStatus struct {
 	Path    string `json:"path"`
 	Healthy bool   `json:"healthy"`
 	Error   string `json:"error,omitempty"`
+	// Seq is the chain's head: the last record written.
+	Seq int64 `json:"seq"`
+	// TornCuts and TornBytes count the torn final lines cut at open
+	// (each saved beside the file as <path>.torn-<time>).
+	TornCuts  int64 `json:"torn_cuts"`
+	TornBytes int64 `json:"torn_bytes"`
 }
 
 // RequestsStatus counts a handler's guarded requests since it was
@@ -219,11 +225,11 @@ func (h *Handler) status() HandlerStatus {
 		hs.Policy.Bundle = b
 	}
 	if h.fileSink != nil {
-		fs := &AuditFileStatus{Path: h.fileSinkKey, Healthy: true}
-		if err := h.fileSink.Healthy(); err != nil {
-			fs.Healthy, fs.Error = false, err.Error()
-		}
-		hs.Audit.File = fs
+		// Stats is a published snapshot: a writer stuck on a frozen disk
+		// cannot hold the status route.
+		st := h.fileSink.Stats()
+		hs.Audit.File = &AuditFileStatus{Path: h.fileSinkKey, Healthy: st.Healthy, Error: st.LastError,
+			Seq: st.Seq, TornCuts: st.TornCuts, TornBytes: st.TornBytes}
 	}
 	return hs
 }

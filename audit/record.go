@@ -67,7 +67,20 @@ type Record struct {
 	// Customer holds the customer fields a config opted in to, hashed or
 	// in clear (see CustomerRedactor); nil by default.
 	Customer map[string]string
+	// Kind is what the record stands for (KindIntent, KindOutcome,
+	// KindRefusal, KindRepair).
+	Kind string
+	// IntentSeq is, on an outcome, the chain seq of its intent record.
+	IntentSeq int64
 }
+
+// Record kinds.
+const (
+	KindIntent  = "intent"
+	KindOutcome = "outcome"
+	KindRefusal = "refusal"
+	KindRepair  = "repair"
+)
 
 // Decision is the policy's part in the record; nil when the policy was not
 // consulted (the request failed an earlier step).
