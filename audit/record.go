@@ -75,7 +75,8 @@ type Record struct {
 	// IntentSeq links an outcome to its intent: the intent's chain seq in
 	// the durable file (resetguard.intent_seq); 0 when there is none.
 	IntentSeq int64
-	// Repair describes the sink's repair in a KindRepair record.
+	// Repair describes the sink's repair; written only in a KindRepair
+	// record.
 	Repair *Repair
 }
 
