@@ -31,7 +31,7 @@ import (
 // that closes one holds `"intent_seq":N`. An outcome always comes after
 // its intent, so the set of intents still open stays as small as the
 // number of requests in flight. Only the intents left open at the end are
-// decoded.
+// read again and decoded, before anything is appended.
 
 var (
 	intentKindMark = []byte(`"kind":"intent"`)
@@ -74,6 +74,12 @@ func (s *FileSink) closeOpenEnds() error {
 	return nil
 }
 
+// lineAt is where a line is: file, offset and length.
+type lineAt struct {
+	file     string
+	off, len int64
+}
+
 // scanOpenIntents returns the intent lines no outcome names, by seq, from
 // the newest rotated file and the live file.
 func (s *FileSink) scanOpenIntents() (map[int64][]byte, error) {
@@ -84,9 +90,9 @@ func (s *FileSink) scanOpenIntents() (map[int64][]byte, error) {
 	if len(files) > 1 {
 		files = files[len(files)-1:]
 	}
-	open := map[int64][]byte{}
+	open := map[int64]lineAt{}
 	for _, path := range append(files, s.cfg.Path) {
-		err := eachLine(path, func(line []byte) {
+		err := eachLine(path, func(line []byte, off int64) {
 			if i := bytes.Index(line, intentSeqMark); i >= 0 {
 				if n, ok := leadingInt(line[i+len(intentSeqMark):]); ok {
 					delete(open, n)
@@ -95,7 +101,7 @@ func (s *FileSink) scanOpenIntents() (map[int64][]byte, error) {
 			}
 			if bytes.Contains(line, intentKindMark) {
 				if seq, ok := lineSeq(line); ok {
-					open[seq] = bytes.Clone(line)
+					open[seq] = lineAt{path, off, int64(len(line))}
 				}
 			}
 		})
@@ -103,13 +109,30 @@ func (s *FileSink) scanOpenIntents() (map[int64][]byte, error) {
 			return nil, fmt.Errorf("audit: file sink: looking for intents without an outcome in %s: %w", path, err)
 		}
 	}
-	return open, nil
+	lines := make(map[int64][]byte, len(open))
+	for seq, at := range open {
+		if lines[seq], err = readLineAt(at); err != nil {
+			return nil, fmt.Errorf("audit: file sink: reading the intent at seq %d in %s: %w", seq, at.file, err)
+		}
+	}
+	return lines, nil
 }
 
-// eachLine calls fn with every complete line of path, without its newline.
-// A last line without one is not a record (a torn end) and is skipped, as
-// are lines longer than maxLine. fn must not keep line.
-func eachLine(path string, fn func(line []byte)) error {
+func readLineAt(at lineAt) ([]byte, error) {
+	f, err := os.Open(at.file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, at.len)
+	_, err = f.ReadAt(b, at.off)
+	return b, err
+}
+
+// eachLine calls fn with every complete line of path, without its newline,
+// and its offset. A last line without one is not a record (a torn end) and
+// is skipped, as are lines longer than maxLine. fn must not keep line.
+func eachLine(path string, fn func(line []byte, off int64)) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -118,8 +141,10 @@ func eachLine(path string, fn func(line []byte)) error {
 	br := bufio.NewReaderSize(f, 256<<10)
 	var long []byte // a line longer than the buffer, gathered
 	gathering, tooLong := false, false
+	var off, n int64 // the line's offset, and its length so far
 	for {
 		frag, err := br.ReadSlice('\n')
+		n += int64(len(frag))
 		switch {
 		case err == nil:
 			line := frag[:len(frag)-1]
@@ -127,13 +152,14 @@ func eachLine(path string, fn func(line []byte)) error {
 				long = append(long, line...)
 				line = long
 			}
-			if !tooLong && len(line) <= maxLine {
-				fn(line)
+			if !tooLong && n-1 <= maxLine {
+				fn(line, off)
 			}
+			off, n = off+n, 0
 			long, gathering, tooLong = long[:0], false, false
 		case errors.Is(err, bufio.ErrBufferFull):
 			gathering = true
-			if tooLong = tooLong || len(long)+len(frag) > maxLine; !tooLong {
+			if tooLong = tooLong || n > maxLine; !tooLong {
 				long = append(long, frag...)
 			}
 		case err == io.EOF:

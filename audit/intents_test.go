@@ -344,3 +344,37 @@ func fsFilesB(b *testing.B, path string) []string {
 	}
 	return append(rotated, path)
 }
+
+// TestEachLine: lines longer than the read buffer are gathered, lines
+// longer than maxLine skipped, a last line without a newline left out,
+// and every offset is the line's own.
+func TestEachLine(t *testing.T) {
+	long := strings.Repeat("x", 300<<10)
+	huge := strings.Repeat("y", maxLine+1)
+	content := "a\n" + long + "\n" + huge + "\nb\n\ntorn"
+	path := filepath.Join(t.TempDir(), "lines")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		line string
+		off  int64
+	}
+	var got []seen
+	if err := eachLine(path, func(line []byte, off int64) { got = append(got, seen{string(line), off}) }); err != nil {
+		t.Fatal(err)
+	}
+	bOff := int64(2 + len(long) + 1 + len(huge) + 1)
+	want := []seen{{"a", 0}, {long, 2}, {"b", bOff}, {"", bOff + 2}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %d lines:", len(got))
+		for _, g := range got {
+			t.Errorf("  %.10q… (%d bytes) at %d", g.line, len(g.line), g.off)
+		}
+	}
+	for _, w := range want {
+		if content[w.off:w.off+int64(len(w.line))] != w.line {
+			t.Errorf("offset %d does not hold its line", w.off)
+		}
+	}
+}
