@@ -154,7 +154,10 @@ type AuditStatus struct {
 type AuditFileStatus struct {
 	Path    string `json:"path"`
 	Healthy bool   `json:"healthy"`
-	Error   string `json:"error,omitempty"`
+	// Error says why the file is unhealthy; empty while it is healthy.
+	Error string `json:"error,omitempty"`
+	// LastError is the last failure since open, kept after recovery.
+	LastError string `json:"last_error,omitempty"`
 	// Seq is the chain's head: the last record written.
 	Seq int64 `json:"seq"`
 	// TornCuts and TornBytes count the torn final lines cut at open
@@ -228,8 +231,12 @@ func (h *Handler) status() HandlerStatus {
 		// Stats is a published snapshot: a writer stuck on a frozen disk
 		// cannot hold the status route.
 		st := h.fileSink.Stats()
-		hs.Audit.File = &AuditFileStatus{Path: h.fileSinkKey, Healthy: st.Healthy, Error: st.LastError,
+		fs := &AuditFileStatus{Path: h.fileSinkKey, Healthy: st.Healthy, LastError: st.LastError,
 			Seq: st.Seq, TornCuts: st.TornCuts, TornBytes: st.TornBytes}
+		if !st.Healthy {
+			fs.Error = st.LastError
+		}
+		hs.Audit.File = fs
 	}
 	return hs
 }
