@@ -57,9 +57,13 @@ type FileSinkConfig struct {
 //     that is empty or missing, of the newest rotated file, so the chain
 //     carries across rotation and restarts.
 //   - A final line without a newline (a crash mid-write) is cut off at open
-//     if it is not valid JSON; if it is a complete chained record that only
-//     lacks its newline, the newline is added. Both are reported by
-//     Warnings. A complete JSON value that is not a chained record, or a
+//     if it is not valid JSON, after its bytes are saved beside the file,
+//     and a repair record that retires its seq is appended (torn.go); if it
+//     is a complete chained record that only lacks its newline, the newline
+//     is added. Both are reported by Warnings.
+//   - Open appends an outcome (unknown, gateway_restarted) for every intent
+//     that no outcome names, so that a crash leaves no intent open
+//     (intents.go). A complete JSON value that is not a chained record, or a
 //     last line without a valid chain, is foreign content: open fails
 //     rather than destroy or guess at it.
 //   - A failed write or fsync leaves the chain where it was and makes the

@@ -228,3 +228,59 @@ func TestTornLineNotSavedNotCut(t *testing.T) {
 		t.Errorf("stats %+v count a cut that was not made", st)
 	}
 }
+
+// TestTornLineWhereTheChainContinues: the seq a torn line retires is the
+// one after the chain's head, wherever the head is: in the live file, in
+// the rotated file before a fresh live file, or nowhere yet. A torn
+// outcome leaves its intent open, which the same open closes.
+func TestTornLineWhereTheChainContinues(t *testing.T) {
+	cs := fixtureEntity(t)
+	tests := []struct {
+		name        string
+		script      string // walScript steps written before the crash
+		retired     int64
+		restarted   int   // gateway_restarted outcomes appended
+		wantRecords int64 // verified after the open
+	}{
+		{"nothing but a torn line", "", 1, 0, 1},
+		{"fresh live file after a rotation", "I1 O1 R2 |", 4, 0, 4},
+		{"a torn outcome", "I1 O1 I2", 4, 1, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.log")
+			w := &walScript{t: t, s: fsOpen(t, FileSinkConfig{Path: path}), cs: cs, intent: map[int]*Record{}}
+			w.run(tt.script)
+			if w.s.cfg.MaxSize == 1 { // "|" at the end: rotate as the next write would
+				w.s.mu.Lock()
+				if err := w.s.rotateLocked(); err != nil {
+					t.Fatal(err)
+				}
+				w.s.mu.Unlock()
+			}
+			w.s.Close()
+			torn := `{"@timestamp":"2026-11-25T10:00:09Z","ecs":{"version":"8.11"},"event":{"action":"chat_session.reset"`
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(torn)
+			f.Close()
+
+			s := fsOpen(t, FileSinkConfig{Path: path})
+			recs := s.OpenRecords()
+			if len(recs) != 1+tt.restarted || recs[0].Repair == nil || recs[0].Repair.RetiredSeq != tt.retired || recs[0].Chain.Seq != tt.retired+1 {
+				t.Fatalf("open records %+v, want a repair retiring seq %d and %d gateway_restarted", recs, tt.retired, tt.restarted)
+			}
+			for _, r := range recs[1:] {
+				checkGatewayRestarted(t, r, w.intent[2])
+			}
+			s.Close()
+			rep := fsVerify(t, VerifyOptions{}, fsFiles(t, path)...)
+			if rep.FirstProblem != nil || int64(rep.Records) != tt.wantRecords+int64(tt.restarted) || rep.OpenIntents != 0 || rep.Repairs != 1 {
+				t.Fatalf("verify: %+v", rep)
+			}
+			validateFileLines(t, path)
+		})
+	}
+}

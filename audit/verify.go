@@ -86,7 +86,8 @@ type VerifyOptions struct {
 
 // VerifyFiles checks the hash chain across paths, read in the order given
 // (oldest rotated file first, the live file last): every line parses, seq
-// goes up by one from 1, prev is the previous hash and hash recomputes
+// goes up by one from 1 (or skips the one seq a repair record names as
+// retired, directly before it), prev is the previous hash and hash recomputes
 // under key (empty: SHA-256). It stops at the first problem. The error is
 // for I/O only; a broken chain is reported in VerifyReport.FirstProblem.
 func VerifyFiles(key []byte, paths ...string) (VerifyReport, error) {
