@@ -60,18 +60,28 @@ func (a *AuditConfig) provision(h *Handler) error {
 	return nil
 }
 
-// reportRepairs tells the operator what opening the file repaired: a
-// torn final line (a crash mid-write) was cut, saved beside the file and
-// noted in the chain. It runs once per open, not per config reload.
+// reportRepairs tells the operator what opening the file repaired, once
+// per open (not per config reload): a torn final line (a crash mid-write)
+// cut, saved beside the file and noted in the chain, and intents a crash
+// left open, closed as gateway_restarted. The records the open appended go
+// to the Caddy logger too, so that a pipeline reading only the logger sees
+// how each interrupted request ended.
 func (h *Handler) reportRepairs(path string, s *audit.FileSink) {
-	st := s.Stats()
-	if st.TornCuts == 0 {
-		return
+	for _, r := range s.OpenRecords() {
+		h.sink.Write(r)
 	}
-	guardMetrics.auditTornLines.Add(float64(st.TornCuts))
-	guardMetrics.auditTornBytes.Add(float64(st.TornBytes))
-	h.logger.Warn("durable audit file: cut a torn final line left by a crash; it is saved beside the file and noted in the chain",
-		zap.String("path", path), zap.Int64("torn_lines", st.TornCuts), zap.Int64("bytes", st.TornBytes))
+	st := s.Stats()
+	if st.TornCuts > 0 {
+		guardMetrics.auditTornLines.Add(float64(st.TornCuts))
+		guardMetrics.auditTornBytes.Add(float64(st.TornBytes))
+		h.logger.Warn("durable audit file: cut a torn final line left by a crash; it is saved beside the file and noted in the chain",
+			zap.String("path", path), zap.Int64("torn_lines", st.TornCuts), zap.Int64("bytes", st.TornBytes),
+			zap.String("saved_as", st.LastTornFile))
+	}
+	if st.RecoveredIntents > 0 {
+		h.logger.Warn("durable audit file: resets that were in flight when the gateway stopped are recorded as outcome unknown (gateway_restarted)",
+			zap.String("path", path), zap.Int64("intents", st.RecoveredIntents))
+	}
 }
 
 // writeRecord writes r to the durable file (when configured) and then to
