@@ -90,6 +90,7 @@ type crashPhase struct {
 	killed    bool
 	seqAtKill int64 // the last chain seq in the file once the process died
 	inflight  int64 // resets the backend was executing at the kill
+	took      time.Duration
 
 	mu       sync.Mutex
 	sent     int
@@ -105,6 +106,7 @@ type crashPhase struct {
 func runCrashLoad(ctx context.Context, t *testing.T, g *crashGateway, be *crashBackend, n, want int, kill bool) *crashPhase {
 	t.Helper()
 	p := &crashPhase{n: n, killed: kill, statuses: map[int]int{}, answered: map[string]int{}}
+	start := time.Now()
 	target := be.total.Load() + int64(want)
 	tr := &http.Transport{MaxIdleConnsPerHost: crashClients, DisableCompression: true}
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -121,6 +123,7 @@ func runCrashLoad(ctx context.Context, t *testing.T, g *crashGateway, be *crashB
 	close(stop)
 	wg.Wait()
 	tr.CloseIdleConnections()
+	p.took = time.Since(start)
 	if err != nil {
 		t.Fatalf("phase %d: %v\n%s", n, err, g.stderrTail())
 	}
@@ -258,6 +261,7 @@ type crashIndex struct {
 	outcomes map[int64][]*crashRecord // by intent_seq
 	byID     map[string][]*crashRecord
 	kinds    map[string]int
+	refusals map[string]int // by event.reason
 }
 
 func indexCrashTrail(t *testing.T, trail crashTrail) crashIndex {
@@ -267,6 +271,7 @@ func indexCrashTrail(t *testing.T, trail crashTrail) crashIndex {
 		outcomes: map[int64][]*crashRecord{},
 		byID:     map[string][]*crashRecord{},
 		kinds:    map[string]int{},
+		refusals: map[string]int{},
 	}
 	var badKind, orphan []string
 	for _, r := range trail.records {
@@ -282,7 +287,9 @@ func indexCrashTrail(t *testing.T, trail crashTrail) crashIndex {
 				continue
 			}
 			x.outcomes[*rg.IntentSeq] = append(x.outcomes[*rg.IntentSeq], r)
-		case "refusal", "repair":
+		case "refusal":
+			x.refusals[r.Event.Reason]++
+		case "repair":
 		default:
 			badKind = append(badKind, fmt.Sprintf("%s (%q)", r.at, rg.Kind))
 		}
@@ -450,8 +457,8 @@ func logCrashFigures(t *testing.T, x crashIndex, phases []*crashPhase, figs []cr
 		if !p.killed {
 			name = "final run (clean stop)"
 		}
-		t.Logf("%s: backend executed %d; intents %d, outcomes %d, unknown/gateway_restarted %d; executed without intent %d (without any record %d), before the intent was in the file %d; clients sent %d, answers %v, transport errors %d",
-			name, f.executed, f.intents, f.outcomes, f.unknown, f.noIntent, f.noRecord, f.early, p.sent, p.statuses, p.errors)
+		t.Logf("%s, %v of load: backend executed %d; intents %d, outcomes %d, unknown/gateway_restarted %d; executed without intent %d (without any record %d), before the intent was in the file %d; clients sent %d, answers %v, transport errors %d",
+			name, p.took.Round(time.Millisecond), f.executed, f.intents, f.outcomes, f.unknown, f.noIntent, f.noRecord, f.early, p.sent, p.statuses, p.errors)
 		sum.executed += f.executed
 		sum.intents += f.intents
 		sum.outcomes += f.outcomes
@@ -460,6 +467,6 @@ func logCrashFigures(t *testing.T, x crashIndex, phases []*crashPhase, figs []cr
 		sum.noRecord += f.noRecord
 		sum.early += f.early
 	}
-	t.Logf("total: backend executed %d; intents %d, outcomes %d, unknown/gateway_restarted %d; executed without intent %d (without any record %d), before the intent was in the file %d; records by kind %v",
-		sum.executed, sum.intents, sum.outcomes, sum.unknown, sum.noIntent, sum.noRecord, sum.early, x.kinds)
+	t.Logf("total: backend executed %d; intents %d, outcomes %d, unknown/gateway_restarted %d; executed without intent %d (without any record %d), before the intent was in the file %d; records by kind %v, refusals by reason %v",
+		sum.executed, sum.intents, sum.outcomes, sum.unknown, sum.noIntent, sum.noRecord, sum.early, x.kinds, x.refusals)
 }
