@@ -154,7 +154,16 @@ type AuditStatus struct {
 type AuditFileStatus struct {
 	Path    string `json:"path"`
 	Healthy bool   `json:"healthy"`
-	Error   string `json:"error,omitempty"`
+	// Error says why the file is unhealthy; empty while it is healthy.
+	Error string `json:"error,omitempty"`
+	// LastError is the last failure since open, kept after recovery.
+	LastError string `json:"last_error,omitempty"`
+	// Seq is the chain's head: the last record written.
+	Seq int64 `json:"seq"`
+	// TornCuts and TornBytes count the torn final lines cut at open
+	// (each saved beside the file as <path>.torn-<time>).
+	TornCuts  int64 `json:"torn_cuts"`
+	TornBytes int64 `json:"torn_bytes"`
 }
 
 // RequestsStatus counts a handler's guarded requests since it was
@@ -219,9 +228,13 @@ func (h *Handler) status() HandlerStatus {
 		hs.Policy.Bundle = b
 	}
 	if h.fileSink != nil {
-		fs := &AuditFileStatus{Path: h.fileSinkKey, Healthy: true}
-		if err := h.fileSink.Healthy(); err != nil {
-			fs.Healthy, fs.Error = false, err.Error()
+		// Stats is a published snapshot: a writer stuck on a frozen disk
+		// cannot hold the status route.
+		st := h.fileSink.Stats()
+		fs := &AuditFileStatus{Path: h.fileSinkKey, Healthy: st.Healthy, LastError: st.LastError,
+			Seq: st.Seq, TornCuts: st.TornCuts, TornBytes: st.TornBytes}
+		if !st.Healthy {
+			fs.Error = st.LastError
 		}
 		hs.Audit.File = fs
 	}

@@ -41,12 +41,14 @@ func (a *AuditConfig) provision(h *Handler) error {
 			FsyncInterval: time.Duration(f.FsyncInterval),
 			MaxSize:       maxSize,
 			ChainKey:      []byte(repl.ReplaceKnown(f.ChainKey, "")),
+			// WriteTimeout: time.Duration(f.WriteTimeout), // FAULTS
 		}
 		v, _, err := fileSinks.LoadOrNew(f.Path, func() (caddy.Destructor, error) {
 			s, err := audit.OpenFileSink(cfg)
 			if err != nil {
 				return nil, err
 			}
+			h.reportRepairs(f.Path, s)
 			return pooledSink{s}, nil
 		})
 		if err != nil {
@@ -56,6 +58,20 @@ func (a *AuditConfig) provision(h *Handler) error {
 		h.fileSinkKey = f.Path
 	}
 	return nil
+}
+
+// reportRepairs tells the operator what opening the file repaired: a
+// torn final line (a crash mid-write) was cut, saved beside the file and
+// noted in the chain. It runs once per open, not per config reload.
+func (h *Handler) reportRepairs(path string, s *audit.FileSink) {
+	st := s.Stats()
+	if st.TornCuts == 0 {
+		return
+	}
+	guardMetrics.auditTornLines.Add(float64(st.TornCuts))
+	guardMetrics.auditTornBytes.Add(float64(st.TornBytes))
+	h.logger.Warn("durable audit file: cut a torn final line left by a crash; it is saved beside the file and noted in the chain",
+		zap.String("path", path), zap.Int64("torn_lines", st.TornCuts), zap.Int64("bytes", st.TornBytes))
 }
 
 // writeRecord writes r to the durable file (when configured) and then to

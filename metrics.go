@@ -20,6 +20,8 @@ var guardMetrics = struct {
 	bundleRejections  prometheus.Counter
 	auditRecords      prometheus.Counter
 	auditErrors       prometheus.Counter
+	auditTornLines    prometheus.Counter
+	auditTornBytes    prometheus.Counter
 	principalHits     prometheus.Counter
 	principalMisses   prometheus.Counter
 	revisions         revisionCollector
@@ -59,6 +61,14 @@ func initMetrics(reg *prometheus.Registry) error {
 			Namespace: "resetguard", Name: "audit_write_errors_total",
 			Help: "Records the durable audit file could not take (kept on the Caddy logger, marked audit_fallback).",
 		})
+		m.auditTornLines = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "resetguard", Name: "audit_torn_lines_total",
+			Help: "Torn final lines (a crash mid-write) the durable audit file cut at open; each is saved beside the file and noted in the chain by a repair record.",
+		})
+		m.auditTornBytes = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "resetguard", Name: "audit_torn_bytes_total",
+			Help: "Bytes of the torn final lines the durable audit file cut at open.",
+		})
 		m.bundleRejections = prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "resetguard", Name: "policy_bundle_rejections_total",
 			Help: "Remote policy bundles rejected (download, signature or compile failure); the previous policy stayed active.",
@@ -78,7 +88,7 @@ func initMetrics(reg *prometheus.Registry) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.evalSeconds, m.decisionSeconds, m.upstreamSeconds,
-		m.bundleActivations, m.bundleRejections, m.auditRecords, m.auditErrors, m.principalHits, m.principalMisses, m.revisions} {
+		m.bundleActivations, m.bundleRejections, m.auditRecords, m.auditErrors, m.auditTornLines, m.auditTornBytes, m.principalHits, m.principalMisses, m.revisions} {
 		// Several reset_guard handlers in one config share the collectors.
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return fmt.Errorf("registering metrics: %w", err)

@@ -18,7 +18,11 @@ func (h *Handler) emit(x *exchange, outcome, reason string) {
 		return
 	}
 	x.audited = true
-	rec := x.record(outcome, reason)
+	kind := audit.KindRefusal
+	if x.upstream != nil {
+		kind = audit.KindOutcome
+	}
+	rec := x.record(kind, outcome, reason)
 	h.writeRecord(rec)
 	typ := "denied"
 	if rec.Allowed {
@@ -33,13 +37,16 @@ func (h *Handler) emit(x *exchange, outcome, reason string) {
 	x.setPlaceholders(rec)
 }
 
-// record builds the audit record from the facts the steps gathered.
-func (x *exchange) record(outcome, reason string) *audit.Record {
+// record builds an audit record of kind from the facts the steps
+// gathered: the intent before forwarding, the outcome after it, or the
+// one record of a refusal.
+func (x *exchange) record(kind, outcome, reason string) *audit.Record {
 	rec := &audit.Record{
 		Timestamp:   x.start,
 		EventID:     x.requestID,
 		Action:      action,
-		Allowed:     x.upstream != nil,
+		Kind:        kind,
+		Allowed:     x.upstream != nil || kind == audit.KindIntent,
 		Outcome:     outcome,
 		Reason:      reason,
 		Duration:    time.Since(x.start),
@@ -56,6 +63,9 @@ func (x *exchange) record(outcome, reason string) *audit.Record {
 		Upstream:    x.upstream,
 		ChatSession: x.chatSession,
 		Customer:    x.customer,
+	}
+	if kind == audit.KindOutcome {
+		rec.IntentSeq = x.intentSeq
 	}
 	// Who is calling, from the most specific fact known: the principal
 	// over the credential over the path's tenant.

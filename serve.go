@@ -95,6 +95,9 @@ type exchange struct {
 	// decided is when the guard let the request go or refused it.
 	decided time.Time
 
+	// intentSeq is the chain seq of the durable intent record written
+	// before forwarding; 0 without a durable file.
+	intentSeq int64
 	// upstream is set once the request is forwarded: a record with it is
 	// an allowed one.
 	upstream    *audit.Upstream
@@ -120,6 +123,7 @@ var steps = []step{
 	(*Handler).identify,
 	(*Handler).lookupSession,
 	(*Handler).decide,
+	(*Handler).recordIntent,
 }
 
 // guard runs steps 2 to 8 of DESIGN.md §1 for a request classified as a
@@ -176,6 +180,28 @@ func (h *Handler) checkAudit(x *exchange) *refusal.Refusal {
 		h.logger.Error("durable audit file unavailable; refusing resets", zap.Error(err))
 		return refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable,
 			"the audit trail cannot be written; resets are paused").Wrap(err)
+	}
+	return nil
+}
+
+// recordIntent makes the decision durable before the backend can act on
+// it: an allowed reset is forwarded only once its intent record is in the
+// durable file (on disk, under fsync always). A crash after this point
+// leaves an intent that the next start closes as unknown.
+func (h *Handler) recordIntent(x *exchange) *refusal.Refusal {
+	if h.fileSink == nil {
+		return nil
+	}
+	rec := x.record(audit.KindIntent, audit.OutcomeUnknown, "")
+	if err := h.fileSink.Write(rec); err != nil {
+		guardMetrics.auditErrors.Inc()
+		h.logger.Error("durable audit intent not written; refusing the reset", zap.String("request_id", x.requestID), zap.Error(err))
+		x.verdict = verdictRefused
+		return refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable,
+			"the audit trail cannot be written; resets are paused").Wrap(err)
+	}
+	if rec.Chain != nil {
+		x.intentSeq = rec.Chain.Seq
 	}
 	return nil
 }

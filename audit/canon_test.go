@@ -148,6 +148,7 @@ func FuzzCanonicalMatchesReference(f *testing.F) {
 		r.Reason, r.UserName, r.Upstream.ContentType = a, b, a+b
 		r.Decision.Reasons = []string{a, b}
 		r.Customer = map[string]string{a: b}
+		r.Kind, r.IntentSeq = a, int64(len(b))
 		fast, ref := canonBoth(t, r)
 		if !bytes.Equal(fast[1], ref[1]) {
 			t.Fatalf("canonical forms differ\ndirect:    %s\nreference: %s", fast[1], ref[1])

@@ -23,7 +23,8 @@ import (
 //     record's fields), decoded with json.Number and re-encoded by
 //     encoding/json with sorted object keys and without HTML escaping;
 //   - seq counts records from 1 and never restarts, across rotations and
-//     restarts;
+//     restarts; the only seq it skips is one a repair record names as
+//     retired (a torn line's, see torn.go), directly before it;
 //   - prev is the hash of the record before, GenesisHash for seq 1;
 //   - hash is hex(H(prev || "\n" || decimal(seq) || "\n" || canonical)),
 //     where canonical is the record's canonical JSON WITHOUT

@@ -57,9 +57,13 @@ type FileSinkConfig struct {
 //     that is empty or missing, of the newest rotated file, so the chain
 //     carries across rotation and restarts.
 //   - A final line without a newline (a crash mid-write) is cut off at open
-//     if it is not valid JSON; if it is a complete chained record that only
-//     lacks its newline, the newline is added. Both are reported by
-//     Warnings. A complete JSON value that is not a chained record, or a
+//     if it is not valid JSON, after its bytes are saved beside the file,
+//     and a repair record that retires its seq is appended (torn.go); if it
+//     is a complete chained record that only lacks its newline, the newline
+//     is added. Both are reported by Warnings.
+//   - Open appends an outcome (unknown, gateway_restarted) for every intent
+//     that no outcome names, so that a crash leaves no intent open
+//     (intents.go). A complete JSON value that is not a chained record, or a
 //     last line without a valid chain, is foreign content: open fails
 //     rather than destroy or guess at it.
 //   - A failed write or fsync leaves the chain where it was and makes the
@@ -119,6 +123,12 @@ type FileSink struct {
 	durableSeq  int64   // the chain head that is on disk
 	durableSize int64   // s.size at durableSeq
 	durableHash string  // s.hash at durableSeq
+
+	// Write-ahead bookkeeping (stats.go, torn.go, intents.go).
+	stats   sinkStats // published without mu, for Stats
+	opening bool      // open is running: a torn line cut now is this chain's
+	torn    []Repair  // torn lines cut at open, each to get a repair record
+	opened  []*Record // records OpenFileSink appended (OpenRecords)
 }
 
 // withDefaults fills in the defaults and checks the bounds, so that a bad
@@ -162,13 +172,23 @@ func OpenFileSink(cfg FileSinkConfig) (*FileSink, error) {
 	}
 	s := &FileSink{cfg: cfg, key: bytes.Clone(cfg.ChainKey), hash: GenesisHash, now: time.Now}
 	s.syncCond = sync.NewCond(&s.syncMu)
-	if err := s.open(); err != nil {
+	s.opening = true
+	err = s.open()
+	s.opening = false
+	if err != nil {
 		return nil, err
 	}
 	s.markDurableLocked() // no other goroutine has s yet
+	s.publishLocked()
 	if cfg.Fsync == FsyncInterval {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.syncLoop()
+	}
+	// Repair records and the outcomes of intents a stop left open go
+	// through Write like any record, before anyone else can write.
+	if err := s.closeOpenEnds(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -206,6 +226,7 @@ func (s *FileSink) Write(r *Record) error {
 func (s *FileSink) appendLine(doc *canonDoc) (Chain, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publishLocked()
 	if err := s.readyLocked(); err != nil {
 		return Chain{}, 0, err
 	}
@@ -269,6 +290,7 @@ func (s *FileSink) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.publishLocked()
 	if s.err != nil {
 		s.cutBackLocked()
 	}

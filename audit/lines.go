@@ -14,6 +14,7 @@ type parsedLine struct {
 	Chain
 	ok  bool   // canonical and the hash recomputes
 	why string // when !ok
+	wal walFacts
 }
 
 // parseLine reads a line (without its newline). A nil result comes with
@@ -34,7 +35,7 @@ func parseLine(key, line []byte) (*parsedLine, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
-	p := &parsedLine{Chain: c, ok: true}
+	p := &parsedLine{Chain: c, ok: true, wal: walFactsOf(m)}
 	canonical := doc.appendTo(nil, nil)
 	if !bytes.Equal(doc.appendTo(nil, appendChainJSON(nil, c)), line) {
 		p.ok, p.why = false, "the line is not in canonical form (white space, key order, escaping or a duplicated key changed)"

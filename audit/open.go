@@ -151,11 +151,17 @@ func (s *FileSink) repairTail(f *os.File, fi os.FileInfo) (int64, []byte, error)
 		s.warn(fmt.Sprintf("%s: the last record (%d bytes at offset %d) lacked its newline; added it", s.cfg.Path, len(torn), tornStart))
 		last, size = torn, size+1
 	default:
+		// Saved first (torn.go): torn may be only a prefix of the bytes.
+		saved, err := s.saveTorn(r, tornStart, size)
+		if err != nil {
+			return 0, nil, err
+		}
 		if err := f.Truncate(tornStart); err != nil {
 			return 0, nil, fmt.Errorf("audit: file sink: cutting off the incomplete last line of %s: %w", s.cfg.Path, err)
 		}
-		s.warn(fmt.Sprintf("%s: cut off an incomplete last line (%d bytes at offset %d, not valid JSON: a write interrupted by a crash): %s",
-			s.cfg.Path, len(torn), tornStart, quotePrefix(torn, 80)))
+		s.warn(fmt.Sprintf("%s: cut off an incomplete last line (%d bytes at offset %d, not valid JSON: a write interrupted by a crash; saved as %s, sha256 %s): %s",
+			s.cfg.Path, saved.Bytes, tornStart, saved.SavedAs, saved.SHA256, quotePrefix(torn, 80)))
+		s.noteTornCut(saved)
 		size = tornStart
 	}
 	if s.cfg.Fsync != FsyncNever {

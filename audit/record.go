@@ -67,6 +67,17 @@ type Record struct {
 	// Customer holds the customer fields a config opted in to, hashed or
 	// in clear (see CustomerRedactor); nil by default.
 	Customer map[string]string
+
+	// Kind is the record's place in the write-ahead protocol
+	// (resetguard.kind): KindIntent, KindOutcome, KindRefusal or
+	// KindRepair; empty in records written before kinds existed.
+	Kind string
+	// IntentSeq links an outcome to its intent: the intent's chain seq in
+	// the durable file (resetguard.intent_seq); 0 when there is none.
+	IntentSeq int64
+	// Repair describes the sink's repair; written only in a KindRepair
+	// record.
+	Repair *Repair
 }
 
 // Decision is the policy's part in the record; nil when the policy was not
@@ -95,6 +106,10 @@ type Upstream struct {
 // MarshalLogObject writes the record's top-level fields; used with
 // zap.Inline so that a JSON log encoder emits the ECS document as is.
 func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	if r.Kind == KindRepair {
+		// Not about a request: no http, url, user or route to write.
+		return r.marshalRepairRecord(enc)
+	}
 	enc.AddString("@timestamp", r.Timestamp.UTC().Format(time.RFC3339Nano))
 	enc.AddString("schema", Schema)
 	_ = enc.AddObject("ecs", objectFunc(func(e zapcore.ObjectEncoder) error {
@@ -152,6 +167,10 @@ func (r *Record) marshalEvent(e zapcore.ObjectEncoder) error {
 
 func (r *Record) marshalResetGuard(e zapcore.ObjectEncoder) error {
 	e.AddString("route", r.Route)
+	addString(e, "kind", r.Kind)
+	if r.IntentSeq > 0 {
+		e.AddInt64("intent_seq", r.IntentSeq)
+	}
 	addString(e, "principal_source", r.PrincipalSource)
 	if r.Fallback {
 		e.AddBool("audit_fallback", true)
@@ -191,15 +210,21 @@ func (r *Record) marshalResetGuard(e zapcore.ObjectEncoder) error {
 	if cs := r.ChatSession; cs != nil {
 		_ = e.AddObject("chat_session", chatSessionFields{cs, r.Customer})
 	}
-	if c := r.Chain; c != nil {
-		_ = e.AddObject("chain", objectFunc(func(e zapcore.ObjectEncoder) error {
-			e.AddInt64("seq", c.Seq)
-			e.AddString("prev", c.Prev)
-			e.AddString("hash", c.Hash)
-			return nil
-		}))
-	}
+	addChain(e, r.Chain)
 	return nil
+}
+
+// addChain writes resetguard.chain when the record has been chained.
+func addChain(e zapcore.ObjectEncoder, c *Chain) {
+	if c == nil {
+		return
+	}
+	_ = e.AddObject("chain", objectFunc(func(e zapcore.ObjectEncoder) error {
+		e.AddInt64("seq", c.Seq)
+		e.AddString("prev", c.Prev)
+		e.AddString("hash", c.Hash)
+		return nil
+	}))
 }
 
 // chatSessionFields writes the chat_session block; kept apart from

@@ -48,6 +48,7 @@ func (s *FileSink) isLiveLocked() bool {
 // written after it were never acknowledged, their writers get an error
 // (and keep the record elsewhere), and recovery cuts them from the file.
 func (s *FileSink) failLocked(err error) error {
+	defer s.publishLocked()
 	s.err, s.cause = err, err
 	if s.cfg.Fsync != FsyncAlways {
 		return err
@@ -93,6 +94,7 @@ func (s *FileSink) cutBackLocked() error {
 // chain continues from the in-memory head: records a removed file held are
 // not re-read, so that the gap stays visible to verification.
 func (s *FileSink) recoverLocked() error {
+	defer s.publishLocked()
 	s.lastProbe = s.now()
 	s.probes.Add(1)
 	fail := func(err error) error {

@@ -56,6 +56,16 @@ type VerifyReport struct {
 	LastHash string
 	// FirstProblem is nil when the chain is intact.
 	FirstProblem *Problem
+	// OpenIntents counts the intent records among the verified ones that
+	// no later outcome names by intent_seq; OpenIntentSeqs lists their
+	// seqs, ascending. At the end of a live file they are requests in
+	// flight, or a stop the sink has not reopened after (it closes them
+	// as unknown, gateway_restarted, when it opens). Not a chain problem.
+	OpenIntents    int
+	OpenIntentSeqs []int64
+	// Repairs counts repair records: torn lines the sink cut (and saved
+	// beside the file) when it opened.
+	Repairs int
 }
 
 // VerifyOptions tune Verify.
@@ -76,7 +86,8 @@ type VerifyOptions struct {
 
 // VerifyFiles checks the hash chain across paths, read in the order given
 // (oldest rotated file first, the live file last): every line parses, seq
-// goes up by one from 1, prev is the previous hash and hash recomputes
+// goes up by one from 1 (or skips the one seq a repair record names as
+// retired, directly before it), prev is the previous hash and hash recomputes
 // under key (empty: SHA-256). It stops at the first problem. The error is
 // for I/O only; a broken chain is reported in VerifyReport.FirstProblem.
 func VerifyFiles(key []byte, paths ...string) (VerifyReport, error) {
@@ -93,6 +104,7 @@ func Verify(opts VerifyOptions, paths ...string) (VerifyReport, error) {
 		beforeLast = Chain{Hash: GenesisHash}
 		expSeq     = int64(1)
 		expPrev    = GenesisHash
+		wal        walTracker
 	)
 	for {
 		cur, err := src.next()
@@ -109,7 +121,7 @@ func Verify(opts VerifyOptions, paths ...string) (VerifyReport, error) {
 		}
 		c := cur.p
 		partialStart := last == nil && opts.Partial
-		if c.ok && (partialStart || (c.Seq == expSeq && c.Prev == expPrev)) {
+		if c.ok && (partialStart || (c.Seq == expSeq && c.Prev == expPrev) || c.retires(expSeq, expPrev)) {
 			if opts.HeadSeq == c.Seq && opts.HeadHash != "" && c.Hash != opts.HeadHash {
 				rep.FirstProblem = &Problem{File: cur.file, Line: cur.line, Seq: c.Seq, Kind: ProblemEdited,
 					Detail: fmt.Sprintf("hash %s is not the expected head hash %s: the chain was rewritten up to here", c.Hash, opts.HeadHash)}
@@ -122,6 +134,7 @@ func Verify(opts VerifyOptions, paths ...string) (VerifyReport, error) {
 			rep.Records++
 			rep.LastSeq, rep.LastHash = c.Seq, c.Hash
 			expSeq, expPrev = c.Seq+1, c.Hash
+			wal.see(c)
 			continue
 		}
 		if partialStart {
@@ -145,6 +158,7 @@ func Verify(opts VerifyOptions, paths ...string) (VerifyReport, error) {
 		rep.FirstProblem = cutShort(rep.LastSeq, opts.HeadSeq, last, paths)
 	}
 	rep.Files = src.files
+	wal.report(&rep)
 	return rep, nil
 }
 

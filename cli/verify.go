@@ -58,6 +58,14 @@ earlier "OK" line, makes that a "deleted" problem.
 Prints "OK: N records in M files, chain intact (last seq S, hash H)" and exits
 0, or "FAIL: <kind> at FILE:LINE (seq S): <detail>" and exits 2; exits 1 when
 a file cannot be read.
+
+After OK, a line "WARNING: N intent(s) without an outcome: seq a, b, ..."
+names intent records (written before a reset is forwarded) that no outcome
+names yet: requests in flight, or a gateway that stopped and has not restarted
+since (its next start records each as outcome unknown, gateway_restarted).
+It does not change the exit code. A line "NOTE: N repair record(s)" counts
+torn last lines the sink cut (and saved beside the file, <file>.torn-<time>)
+when it opened; the one seq a repair record skips (retired_seq) is not a gap.
 `,
 		Args: cobra.MinimumNArgs(1),
 	}
@@ -114,7 +122,32 @@ func runAuditVerify(opts verifyOptions, stdout io.Writer) (int, error) {
 		return exitVerdict, nil
 	}
 	fmt.Fprintf(stdout, "OK: %d records in %d files, chain intact (last seq %d, hash %s)\n", rep.Records, rep.Files, rep.LastSeq, rep.LastHash)
+	printWriteAhead(stdout, rep)
 	return exitOK, nil
+}
+
+// maxListedSeqs bounds the seqs printed for open intents.
+const maxListedSeqs = 20
+
+// printWriteAhead adds what an intact chain says about the write-ahead
+// protocol: intents still without an outcome (not a chain problem: the
+// exit code stays 0) and repair records.
+func printWriteAhead(stdout io.Writer, rep audit.VerifyReport) {
+	if rep.OpenIntents > 0 {
+		seqs := rep.OpenIntentSeqs
+		var list []string
+		for _, seq := range seqs[:min(len(seqs), maxListedSeqs)] {
+			list = append(list, strconv.FormatInt(seq, 10))
+		}
+		if len(seqs) > maxListedSeqs {
+			list = append(list, fmt.Sprintf("… (%d more)", len(seqs)-maxListedSeqs))
+		}
+		fmt.Fprintf(stdout, "WARNING: %d intent(s) without an outcome: seq %s (requests in flight, or the gateway stopped and has not reopened the file since: its next start records each as outcome unknown, reason gateway_restarted)\n",
+			rep.OpenIntents, strings.Join(list, ", "))
+	}
+	if rep.Repairs > 0 {
+		fmt.Fprintf(stdout, "NOTE: %d repair record(s): a torn last line cut when the sink opened, its bytes saved beside the file (see resetguard.repair)\n", rep.Repairs)
+	}
 }
 
 // expandAuditFiles puts each file after its rotated siblings (oldest

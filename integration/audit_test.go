@@ -37,9 +37,17 @@ func chainFiles(t *testing.T, dir string) []string {
 	return append(rotated, filepath.Join(dir, "audit.log"))
 }
 
+// countLines counts the final records in paths (a refusal's one record
+// or a forwarded reset's outcome: one per guarded request) and the
+// intent records written before forwarding.
 func countLines(t *testing.T, paths []string) int {
 	t.Helper()
-	n := 0
+	final, _ := countKinds(t, paths)
+	return final
+}
+
+func countKinds(t *testing.T, paths []string) (final, intents int) {
+	t.Helper()
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if errors.Is(err, os.ErrNotExist) {
@@ -51,11 +59,23 @@ func countLines(t *testing.T, paths []string) int {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			n++
+			var r struct {
+				RG struct {
+					Kind string `json:"kind"`
+				} `json:"resetguard"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			if r.RG.Kind == "intent" {
+				intents++
+			} else {
+				final++
+			}
 		}
 		f.Close()
 	}
-	return n
+	return final, intents
 }
 
 // verifyChain fails the test unless the files form one intact chain;
@@ -139,6 +159,11 @@ func TestDurableAuditUnderLoad(t *testing.T) {
 	// every allowed record that completed stands for one received reset.
 	allowed, gone := countAllowed(t, files)
 	got := len(g.backend.requests("load"))
+	// The write-ahead rule: every reset the backend received had its
+	// intent on disk first, and every intent has its outcome.
+	if _, intents := countKinds(t, files); got > intents || intents != allowed {
+		t.Fatalf("the backend received %d resets; %d intents, %d allowed outcomes: want resets <= intents == outcomes", got, intents, allowed)
+	}
 	if got > allowed || got < allowed-gone {
 		t.Fatalf("the backend received %d resets; want between %d completed and %d allowed records", got, allowed-gone, allowed)
 	}
@@ -208,11 +233,14 @@ func countAllowed(t *testing.T, files []string) (allowed, gone int) {
 					Type   []string `json:"type"`
 					Reason string   `json:"reason"`
 				} `json:"event"`
+				RG struct {
+					Kind string `json:"kind"`
+				} `json:"resetguard"`
 			}
 			if err := json.Unmarshal([]byte(line), &r); err != nil {
 				t.Fatalf("record %q: %v", line, err)
 			}
-			if slices.Equal(r.Event.Type, []string{"allowed"}) {
+			if r.RG.Kind != "intent" && slices.Equal(r.Event.Type, []string{"allowed"}) {
 				allowed++
 				if r.Event.Reason == "client_gone" {
 					gone++

@@ -87,6 +87,18 @@ const (
 	Panic              = "panic"
 )
 
+// The durable audit file's own repairs, written by the sink when it opens
+// (never sent to a client).
+const (
+	// GatewayRestarted: the outcome the sink records, at the next start,
+	// for an intent whose request was in flight when the gateway stopped:
+	// the reset may or may not have reached the backend.
+	GatewayRestarted = "gateway_restarted"
+	// TornLineCut: a repair record; a torn last line (a write cut short by
+	// a crash) was cut from the live file and saved beside it.
+	TornLineCut = "torn_line_cut"
+)
+
 // Fixed client messages shared by several reasons.
 const (
 	MessageUnauthenticated = "valid credentials are required to reset a chat session"
