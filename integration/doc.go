@@ -1,10 +1,11 @@
 // Package integration holds the suites that run ResetGuard inside a real
 // Caddy: one in-process Caddy (caddytest) with the reset_guard module,
 // the real Rego test policies, a stand-in SuperOffice backend and a stand-in
-// identity provider on loopback, and audit records in real files. Every
-// suite shares the one gateway that startGateway brings up, and reads what
-// it did from the backend's log of received requests and from the audit
-// files.
+// identity provider on loopback, and audit records in real files. The
+// in-process suites share the one gateway that startGateway brings up, and
+// read what it did from the backend's log of received requests and from
+// the audit files. The crash test (crash_test.go) instead builds the
+// gateway binary and kills the real process under load, on free ports.
 //
 // The package has no code of its own; its tests are the point. They live
 // apart from the packages they exercise because caddytest runs one Caddy per
