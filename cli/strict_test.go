@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/resetguard/caddy-resetguard/cli"
@@ -71,9 +72,10 @@ func TestPolicyEvalStrict(t *testing.T) {
 			wantErr:  []string{"network/policy.rego:6", "http.send", "policy.allow_network_builtins"},
 		},
 		{
+			// A config for its timeout: 100ms is short for a loaded machine.
 			name: "http.send with --allow-network-builtins",
-			opts: cli.EvalOptions{Policies: []string{"testdata/strict/network", networkData(t)}, Query: "data.strict.network.decision",
-				Input: cmdBotInput, AllowNetworkBuiltins: true},
+			opts: cli.EvalOptions{Config: strictConfig(t, `{"paths": ["testdata/strict/network", "`+networkData(t)+`"],
+				"query": "data.strict.network.decision", "timeout": "5s"}`), Input: cmdBotInput, AllowNetworkBuiltins: true},
 			wantCode: 0,
 			checks:   []evalCheck{wantDecision(true, "service_says_yes")},
 		},
@@ -107,10 +109,12 @@ func TestPolicyEvalStrict(t *testing.T) {
 	})
 }
 
-func TestPolicyTestStrict(t *testing.T) {
-	// A Rego test mocking http.send: it compiles only where the handler
-	// would load the policy, with network built-ins allowed.
-	mocked := filepath.Dir(cmdWriteFile(t, "network_test.rego", `package strict.network_test
+// mockedNetwork is testdata/strict/network with a Rego test mocking
+// http.send: it compiles only where the handler would load the policy,
+// with network built-ins allowed.
+func mockedNetwork(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Dir(cmdWriteFile(t, "network_test.rego", `package strict.network_test
 
 import data.strict.network
 
@@ -120,9 +124,14 @@ test_service_says_yes if {
 	network.decision.allow with http.send as ok with data.strict_network.url as "http://service.invalid/"
 }
 `))
-	if err := os.WriteFile(filepath.Join(mocked, "policy.rego"), []byte(cmdReadFile(t, "testdata/strict/network/policy.rego")), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "policy.rego"), []byte(cmdReadFile(t, "testdata/strict/network/policy.rego")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+func TestPolicyTestStrict(t *testing.T) {
+	mocked := mockedNetwork(t)
 	runTestCases(t, []testCase{
 		{
 			name:     "issue 16's fail-open policy: its test errors with the built-in error",
@@ -156,4 +165,36 @@ test_service_says_yes if {
 			wantCode: 1, wantErr: []string{"old.tar.gz"},
 		},
 	})
+}
+
+// TestStrictFlagsCobra: --allow-network-builtins reaches both commands
+// through their cobra wiring.
+func TestStrictFlagsCobra(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // "" for exit status 0
+		want    string // in stdout
+	}{
+		{"eval", []string{"eval", "-c", strictConfig(t, `{"paths": ["testdata/strict/network", "`+networkData(t)+`"],
+			"query": "data.strict.network.decision", "timeout": "5s"}`), "-i", cmdBotInput, "--allow-network-builtins"}, "", `"allow": true`},
+		{"eval without the flag", []string{"eval", "-p", "testdata/strict/network", "-q", "data.strict.network.decision",
+			"-i", cmdBotInput}, "policy.allow_network_builtins", ""},
+		{"test", []string{"test", "--allow-network-builtins", mockedNetwork(t)}, "", "PASS: 1/1"},
+		{"test without the flag", []string{"test", mockedNetwork(t)}, "policy.allow_network_builtins", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, _, err := runCommand(t, append([]string{"policy"}, tt.args...)...)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("error %v; stdout:\n%s", err, stdout.String())
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+			if !strings.Contains(stdout.String(), tt.want) {
+				t.Errorf("stdout does not contain %q:\n%s", tt.want, stdout.String())
+			}
+		})
+	}
 }
