@@ -48,6 +48,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        timeout      <duration>
 //	        error_status <5xx>
 //	        dry_run
+//	        allow_network_builtins
 //	    }
 //	    schemes          <basic|soticket|bearer|xsrf...>
 //	    realm            <realm>
@@ -156,6 +157,8 @@ var policyOptions = map[string]option[PolicyConfig]{
 	"timeout":      durationOption(func(p *PolicyConfig) *caddy.Duration { return &p.Timeout }),
 	"error_status": intOption(func(p *PolicyConfig) *int { return &p.ErrorStatus }),
 	"dry_run":      flagOption(func(p *PolicyConfig) *bool { return &p.DryRun }),
+
+	"allow_network_builtins": flagOption(func(p *PolicyConfig) *bool { return &p.AllowNetworkBuiltins }),
 }
 
 var remoteOptions = map[string]option[RemoteBundle]{

@@ -92,6 +92,14 @@ type PolicyConfig struct {
 	// DryRun evaluates and audits every decision but forwards the
 	// request whatever it says: for trying a new policy on live traffic.
 	DryRun bool `json:"dry_run,omitempty"`
+
+	// AllowNetworkBuiltins permits the policy to call http.send and
+	// net.lookup_ip_addr (and JSON Schema $refs to fetch remote schemas).
+	// Without it a policy that calls them is refused at load: a decision
+	// that depends on another service is slower and can fail in ways the
+	// policy's tests do not see. With it they run under Timeout, so a
+	// slow service ends in ErrorStatus, never in an allow.
+	AllowNetworkBuiltins bool `json:"allow_network_builtins,omitempty"`
 }
 
 // SessionLookup configures the pre-reset session lookup.

@@ -22,6 +22,8 @@ func (p *PolicyConfig) engineConfig() policy.Config {
 		Bundles: p.Bundles,
 		Query:   p.Query,
 		Timeout: time.Duration(p.Timeout),
+
+		AllowNetworkBuiltins: p.AllowNetworkBuiltins,
 	}
 }
 

@@ -16,9 +16,11 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
 	"github.com/open-policy-agent/opa/v1/util"
 	"github.com/spf13/cobra"
 
+	"github.com/resetguard/caddy-resetguard/internal/refusal"
 	"github.com/resetguard/caddy-resetguard/policy"
 )
 
@@ -41,6 +43,10 @@ type evalOptions struct {
 	// Repeat is how often to evaluate; above 1 the first is a warm-up
 	// left out of the timings.
 	Repeat int
+	// AllowNetworkBuiltins permits http.send and net.lookup_ip_addr, as
+	// the handler option policy.allow_network_builtins does (a config
+	// that sets it needs no flag).
+	AllowNetworkBuiltins bool
 }
 
 const evalLong = `
@@ -63,13 +69,21 @@ the config is not contacted: only local sources are evaluated.
 README's "Policy contract". --repeat N evaluates N times; when N > 1 the first
 evaluation is a warm-up, so eval_ns and evaluations cover the other N-1.
 
+The policy is compiled and evaluated as the handler does it: any built-in
+function error is an evaluation error (never "undefined"), network built-ins
+are refused unless the config's policy.allow_network_builtins (or
+--allow-network-builtins) permits them, and the policy's print() output goes
+to stderr.
+
 Exit status: 0 allowed, 2 denied (including an invalid policy result), 1 on
-any error (unreadable config or input, policy load or evaluation error).
+any error (unreadable config or input, policy load or evaluation error; for
+an evaluation error the message says how the handler answers: its
+error_status, 503 by default, with reason policy_error).
 `
 
 func newPolicyEvalCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "eval [--config <file> [--adapter <name>] [--handler <n>]] [--policy <path>]... [--bundle <path>]... [--query <ref>] --input <file|-> [--repeat <n>]",
+		Use:   "eval [--config <file> [--adapter <name>] [--handler <n>]] [--policy <path>]... [--bundle <path>]... [--query <ref>] --input <file|-> [--repeat <n>] [--allow-network-builtins]",
 		Short: "Evaluates the decision query against one input document",
 		Long:  evalLong,
 		Args:  cobra.NoArgs,
@@ -83,6 +97,7 @@ func newPolicyEvalCommand() *cobra.Command {
 	f.StringP("query", "q", "", "decision query (replaces the config's; default "+policy.DefaultQuery+")")
 	f.StringP("input", "i", "", "input document, resetguard.input/v1 JSON (\"-\" for stdin)")
 	f.IntP("repeat", "n", 1, "evaluate this many times and report timings (the first is a warm-up when > 1)")
+	f.Bool("allow-network-builtins", false, "permit http.send and net.lookup_ip_addr, as policy.allow_network_builtins does")
 	c.RunE = cobraRun(func(c *cobra.Command, fl caddycmd.Flags) (int, error) {
 		opts, err := evalFlags(fl)
 		if err != nil {
@@ -126,6 +141,8 @@ func evalFlags(fl caddycmd.Flags) (evalOptions, error) {
 		Query:    fl.String("query"),
 		Input:    fl.String("input"),
 		Repeat:   repeat,
+
+		AllowNetworkBuiltins: fl.Bool("allow-network-builtins"),
 	}, nil
 }
 
@@ -161,7 +178,7 @@ func runPolicyEval(ctx context.Context, opts evalOptions, stdin io.Reader, stdou
 	if err := checkEvalOptions(opts); err != nil {
 		return exitError, err
 	}
-	cfg, err := evalConfig(opts, stdin, stderr)
+	cfg, errorStatus, err := evalConfig(opts, stdin, stderr)
 	if err != nil {
 		return exitError, err
 	}
@@ -173,9 +190,11 @@ func runPolicyEval(ctx context.Context, opts evalOptions, stdin io.Reader, stdou
 	if err != nil {
 		return exitError, err
 	}
+	engine = engine.WithPrintHook(printTo{stderr})
 	dec, times, err := evaluate(ctx, engine, input, opts.Repeat, stderr)
 	if err != nil {
-		return exitError, err
+		return exitError, fmt.Errorf("%w; the handler refuses such a request with %d (%s), forwarding it only under dry_run",
+			err, errorStatus, refusal.PolicyError)
 	}
 	if err := writeEvalReport(stdout, engine, dec, times); err != nil {
 		return exitError, err
@@ -208,19 +227,22 @@ func checkEvalOptions(opts evalOptions) error {
 }
 
 // evalConfig is the policy to evaluate: the config's handler's, with the
-// flags' sources and query in place of its own.
-func evalConfig(opts evalOptions, stdin io.Reader, stderr io.Writer) (policy.Config, error) {
+// flags' sources and query in place of its own; and the status its
+// handler refuses with when the policy cannot decide.
+func evalConfig(opts evalOptions, stdin io.Reader, stderr io.Writer) (policy.Config, int, error) {
 	var cfg policy.Config
+	status := http.StatusServiceUnavailable
 	flagSources := len(opts.Policies) > 0 || len(opts.Bundles) > 0
 	if opts.Config != "" {
 		h, err := handlerFromConfig(opts.Config, opts.Adapter, opts.Handler, stdin, stderr)
 		if err != nil {
-			return cfg, err
+			return cfg, status, err
 		}
 		cfg = h.PolicySource()
+		status = handlerErrorStatus(h, status)
 		if url := h.RemoteBundleURL(); url != "" && !flagSources {
 			if len(cfg.Paths) == 0 && len(cfg.Bundles) == 0 {
-				return cfg, fmt.Errorf("the reset_guard handler in %s takes its policy from the remote bundle service %s, which policy eval does not contact; give --policy or --bundle", opts.Config, url)
+				return cfg, status, fmt.Errorf("the reset_guard handler in %s takes its policy from the remote bundle service %s, which policy eval does not contact; give --policy or --bundle", opts.Config, url)
 			}
 			fmt.Fprintf(stderr, "warning: the reset_guard handler in %s also polls the remote bundle service %s; evaluating its local sources only\n", opts.Config, url)
 		}
@@ -231,13 +253,47 @@ func evalConfig(opts evalOptions, stdin io.Reader, stderr io.Writer) (policy.Con
 	if opts.Query != "" {
 		cfg.Query = opts.Query
 	}
+	cfg.AllowNetworkBuiltins = cfg.AllowNetworkBuiltins || opts.AllowNetworkBuiltins
 	if len(cfg.Paths) == 0 && len(cfg.Bundles) == 0 {
 		if opts.Config != "" {
-			return cfg, fmt.Errorf("the reset_guard handler in %s names no policy paths or bundles; give --policy or --bundle", opts.Config)
+			return cfg, status, fmt.Errorf("the reset_guard handler in %s names no policy paths or bundles; give --policy or --bundle", opts.Config)
 		}
-		return cfg, errors.New("no policy: give --config <file>, --policy <path> or --bundle <path>")
+		return cfg, status, errors.New("no policy: give --config <file>, --policy <path> or --bundle <path>")
 	}
-	return cfg, nil
+	return cfg, status, nil
+}
+
+// handlerErrorStatus is the handler's policy.error_status, or def when it
+// sets none. PolicySource carries the engine's config only; the decoded
+// handler is a JSON config object, so its JSON form has the field.
+func handlerErrorStatus(h PolicySource, def int) int {
+	raw, err := json.Marshal(h)
+	if err != nil {
+		return def
+	}
+	var cfg struct {
+		Policy struct {
+			ErrorStatus int `json:"error_status"`
+		} `json:"policy"`
+	}
+	if json.Unmarshal(raw, &cfg) != nil || cfg.Policy.ErrorStatus == 0 {
+		return def
+	}
+	return cfg.Policy.ErrorStatus
+}
+
+// printTo is the policy's print() hook for `policy eval`: one line per
+// call on stderr, after the place in the policy that printed it. It never
+// fails: a write error must not become an evaluation error.
+type printTo struct{ w io.Writer }
+
+func (p printTo) Print(pc print.Context, msg string) error {
+	loc := "?"
+	if pc.Location != nil {
+		loc = pc.Location.String()
+	}
+	fmt.Fprintf(p.w, "print: %s: %s\n", loc, msg)
+	return nil
 }
 
 // evaluate runs the query repeat times and returns the first decision and

@@ -17,6 +17,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/spf13/cobra"
+
+	"github.com/resetguard/caddy-resetguard/policy"
 )
 
 // DefaultTestTimeout bounds one Rego unit test in `policy test`, as in
@@ -31,16 +33,29 @@ type testOptions struct {
 	Run string
 	// Timeout bounds each test; 0 means DefaultTestTimeout.
 	Timeout time.Duration
+	// AllowNetworkBuiltins permits http.send and net.lookup_ip_addr (and
+	// so mocking them with `with`), as the handler option
+	// policy.allow_network_builtins does.
+	AllowNetworkBuiltins bool
 }
 
 func newPolicyTestCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "test [--verbose] [--run <regex>] [--timeout <duration>] <path>...",
+		Use:   "test [--verbose] [--run <regex>] [--timeout <duration>] [--allow-network-builtins] <path>...",
 		Short: "Runs the policy's Rego unit tests",
 		Long: `
 Runs the Rego unit tests (rules named test_*, usually in *_test.rego files;
 todo_* rules are skipped) of the given files and directories with OPA's test
 runner. Directories are read recursively, with their JSON/YAML data documents.
+
+The policy is compiled and evaluated as the handler does it: a built-in
+function error anywhere in a test's evaluation makes the test ERROR (the
+handler refuses such a request with its error_status and reason
+policy_error); network built-ins are refused at load unless
+--allow-network-builtins is given (the handler's policy.allow_network_builtins);
+rand.intn, uuid.rfc4122 and opa.runtime are always refused; a gzipped
+bundle inside a directory given is refused (name bundles to the handler's
+bundle option instead).
 
 Each directory given must hold at least one test, and at least one test must
 run, so that a CI job cannot pass vacuously. Failing and erroring tests are
@@ -56,6 +71,7 @@ cannot be loaded or compiled (the error names file:line) or no tests were found.
 	f.BoolP("verbose", "v", false, "list every test, not only the ones that fail")
 	f.StringP("run", "r", "", "run only tests whose full name (data.<package>.<test>) matches this regular expression")
 	f.DurationP("timeout", "t", DefaultTestTimeout, "time limit for each test")
+	f.Bool("allow-network-builtins", false, "permit http.send and net.lookup_ip_addr, as policy.allow_network_builtins does")
 	c.RunE = cobraRun(func(c *cobra.Command, fl caddycmd.Flags) (int, error) {
 		timeout, err := fl.GetDuration("timeout")
 		if err != nil {
@@ -69,6 +85,8 @@ cannot be loaded or compiled (the error names file:line) or no tests were found.
 			Verbose: fl.Bool("verbose"),
 			Run:     fl.String("run"),
 			Timeout: timeout,
+
+			AllowNetworkBuiltins: fl.Bool("allow-network-builtins"),
 		}
 		return runPolicyTest(c.Context(), opts, c.OutOrStdout())
 	})
@@ -106,6 +124,9 @@ func runPolicyTest(ctx context.Context, opts testOptions, stdout io.Writer) (int
 // source order (the runner works in parallel). Finding no test at all is
 // an error, so that a CI job cannot pass vacuously.
 func runRegoTests(ctx context.Context, opts testOptions) ([]*tester.Result, error) {
+	if err := policy.RefuseBundleFiles(opts.Paths); err != nil {
+		return nil, err
+	}
 	modules, store, err := tester.Load(opts.Paths, nil)
 	if err != nil {
 		return nil, fmt.Errorf("loading Rego: %w", err)
@@ -113,7 +134,11 @@ func runRegoTests(ctx context.Context, opts testOptions) ([]*tester.Result, erro
 	if err := checkTestsPresent(opts.Paths, modules); err != nil {
 		return nil, err
 	}
+	// The handler's compiler (capabilities, refused built-ins, print),
+	// and built-in errors raised: what passes here is what the handler
+	// decides.
 	ch, err := tester.NewRunner().
+		SetCompiler(policy.NewCompiler(opts.AllowNetworkBuiltins)).
 		SetStore(store).
 		SetTimeout(opts.Timeout).
 		RaiseBuiltinErrors(true).
@@ -122,7 +147,7 @@ func runRegoTests(ctx context.Context, opts testOptions) ([]*tester.Result, erro
 		Filter(opts.Run).
 		Run(ctx, modules)
 	if err != nil {
-		return nil, fmt.Errorf("compiling Rego: %w", err)
+		return nil, fmt.Errorf("compiling Rego: %w", policy.ExplainCompileError(err, opts.AllowNetworkBuiltins))
 	}
 	var results []*tester.Result
 	for r := range ch {

@@ -22,6 +22,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
 )
 
 // DefaultQuery is evaluated when the config names none.
@@ -41,11 +42,23 @@ type Config struct {
 	Query string
 	// Timeout bounds one evaluation.
 	Timeout time.Duration
+	// AllowNetworkBuiltins permits NetworkBuiltins (http.send,
+	// net.lookup_ip_addr) and remote JSON Schema references. Off, a policy
+	// that calls one is refused at load.
+	AllowNetworkBuiltins bool
 }
 
 // Engine is a prepared policy. It is immutable and safe for concurrent
 // use; a policy change builds a new Engine.
 type Engine struct {
+	*compiled
+	// print receives the policy's print() output; nil drops it.
+	print print.Hook
+}
+
+// compiled is the prepared policy, shared by the copies of an Engine that
+// differ only in where their print() output goes.
+type compiled struct {
 	query    string
 	revision string
 	timeout  time.Duration
@@ -105,6 +118,9 @@ func (cfg Config) withDefaults() (Config, error) {
 func loadSources(cfg Config) (*sources, error) {
 	src := &sources{bundles: map[string]*bundle.Bundle{}}
 	if len(cfg.Paths) > 0 {
+		if err := RefuseBundleFiles(cfg.Paths); err != nil {
+			return nil, err
+		}
 		res, err := loader.NewFileLoader().Filtered(cfg.Paths, excludeTests)
 		if err != nil {
 			return nil, fmt.Errorf("policy: loading %s: %w", strings.Join(cfg.Paths, ", "), err)
@@ -136,11 +152,11 @@ func (s *sources) moduleCount() int {
 }
 
 // build compiles and prepares the local sources plus, when remote is not
-// nil, the remote bundle.
+// nil, the remote bundle, with the strict options every policy gets.
 func build(ctx context.Context, cfg Config, src *sources, remoteName string, remote *bundle.Bundle) (*Engine, error) {
 	docs := map[string]any{}
 	var revs []string
-	opts := []func(*rego.Rego){rego.Query(cfg.Query)}
+	opts := append([]func(*rego.Rego){rego.Query(cfg.Query)}, cfg.strictOptions()...)
 	if src.files != nil {
 		docs = src.files.Documents
 		for _, name := range sortedKeys(src.files.Modules) {
@@ -148,33 +164,52 @@ func build(ctx context.Context, cfg Config, src *sources, remoteName string, rem
 		}
 		revs = append(revs, src.hash)
 	}
-	// Bundles are activated into the store inside a write transaction
-	// that rego needs to be handed; it is committed once the policy has
-	// compiled.
+	bundles := map[string]*bundle.Bundle{}
+	for path, b := range src.bundles {
+		bundles[path] = b
+	}
+	if remote != nil {
+		bundles[remoteName] = remote
+	}
+	for _, name := range sortedKeys(bundles) {
+		b := bundles[name]
+		if err := checkBundle(name, b, src.files); err != nil {
+			return nil, err
+		}
+		opts = append(opts, rego.ParsedBundle(name, withoutTests(b)))
+		revs = append(revs, bundleRevision(b))
+	}
+	pq, err := prepare(ctx, cfg, docs, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{compiled: &compiled{query: cfg.Query, revision: strings.Join(revs, "+"), timeout: cfg.Timeout, pq: pq}}, nil
+}
+
+// prepare compiles the policy into a fresh store holding docs. Bundles
+// are activated into the store inside a write transaction that rego needs
+// to be handed; it is committed once the policy has compiled and the
+// decision path is known to hold no data.
+func prepare(ctx context.Context, cfg Config, docs map[string]any, opts []func(*rego.Rego)) (rego.PreparedEvalQuery, error) {
 	store := inmem.NewFromObject(docs)
 	txn, err := store.NewTransaction(ctx, storage.WriteParams)
 	if err != nil {
-		return nil, fmt.Errorf("policy: opening the data store: %w", err)
+		return rego.PreparedEvalQuery{}, fmt.Errorf("policy: opening the data store: %w", err)
 	}
 	opts = append(opts, rego.Store(store), rego.Transaction(txn))
-	for _, path := range sortedKeys(src.bundles) {
-		b := src.bundles[path]
-		opts = append(opts, rego.ParsedBundle(path, b))
-		revs = append(revs, bundleRevision(b))
-	}
-	if remote != nil {
-		opts = append(opts, rego.ParsedBundle(remoteName, remote))
-		revs = append(revs, bundleRevision(remote))
-	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		store.Abort(ctx, txn)
-		return nil, fmt.Errorf("policy: compiling: %w", err)
+		return rego.PreparedEvalQuery{}, fmt.Errorf("policy: compiling: %w", ExplainCompileError(err, cfg.AllowNetworkBuiltins))
+	}
+	if err := checkDecisionNotData(ctx, store, txn, cfg.Query); err != nil {
+		store.Abort(ctx, txn)
+		return rego.PreparedEvalQuery{}, err
 	}
 	if err := store.Commit(ctx, txn); err != nil {
-		return nil, fmt.Errorf("policy: activating data: %w", err)
+		return rego.PreparedEvalQuery{}, fmt.Errorf("policy: activating data: %w", err)
 	}
-	return &Engine{query: cfg.Query, revision: strings.Join(revs, "+"), timeout: cfg.Timeout, pq: pq}, nil
+	return pq, nil
 }
 
 // bundleRevision is the manifest's revision, or a content hash for a
@@ -184,11 +219,7 @@ func bundleRevision(b *bundle.Bundle) string {
 		return b.Manifest.Revision
 	}
 	h := sha256.New()
-	for _, m := range b.Modules {
-		h.Write(m.Raw)
-	}
-	data, _ := json.Marshal(b.Data)
-	h.Write(data)
+	_ = bundleDigest(h, b) // a bundle that loaded marshals
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -251,17 +282,26 @@ func (e *Engine) Query() string { return e.query }
 // Revision identifies the loaded policy set.
 func (e *Engine) Revision() string { return e.revision }
 
+// WithPrintHook is a copy of e whose print() output goes to h (nil: it is
+// dropped). The compiled policy is shared, not copied.
+func (e *Engine) WithPrintHook(h print.Hook) *Engine {
+	cp := *e
+	cp.print = h
+	return &cp
+}
+
 // Eval evaluates the decision query against input. A non-nil error means
-// the policy could not decide (evaluation error, timeout, cancelled
-// request); the caller must deny. A result of the wrong shape is not an
-// error but a deny carrying ReasonInvalid.
+// the policy could not decide (evaluation error, any built-in function
+// error anywhere in the evaluation, timeout, cancelled request); the
+// caller must deny. A result of the wrong shape is not an error but a
+// deny carrying ReasonInvalid.
 func (e *Engine) Eval(ctx context.Context, input ast.Value) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluating %s: %w", e.query, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalPrintHook(e.print))
 	if err != nil {
 		if ctx.Err() != nil {
 			return Decision{}, fmt.Errorf("policy: evaluating %s: %w", e.query, ctx.Err())

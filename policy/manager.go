@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -76,6 +78,12 @@ type Manager struct {
 	firstUpdate chan struct{}
 	firstOnce   sync.Once
 
+	// lastBundle is the digest of the last remote bundle compiled
+	// (activated or rejected), so that a bundle service without ETags,
+	// which sends the same bundle on every poll, does not have it
+	// recompiled and re-activated (or re-rejected) each time.
+	lastBundle string
+
 	dl      *download.Downloader
 	started bool
 	// release gives back a shared local engine (see shared).
@@ -84,6 +92,10 @@ type Manager struct {
 
 // remoteBundleName is the bundle's name in the compiled policy.
 const remoteBundleName = "remote"
+
+// printLoggerName is the name, below the handler's logger, of the logger
+// that receives the policy's print() output at debug level.
+const printLoggerName = "policy"
 
 // NewManager prepares the local sources and, with a remote bundle, starts
 // polling it. With only local sources a compile error is returned; with a
@@ -203,6 +215,12 @@ func (m *Manager) onUpdate(ctx context.Context, u download.Update) error {
 	if u.Bundle == nil {
 		return nil // not modified
 	}
+	digest := remoteDigest(u.Bundle)
+	if digest != "" && digest == m.lastBundle {
+		m.log.Debug("policy bundle unchanged; not recompiled", zap.String("etag", u.ETag))
+		return nil
+	}
+	m.lastBundle = digest
 	e, err := build(ctx, m.cfg, m.src, remoteBundleName, u.Bundle)
 	if err != nil {
 		m.fail(err)
@@ -216,12 +234,26 @@ func (m *Manager) onUpdate(ctx context.Context, u download.Update) error {
 	return nil
 }
 
+// activate makes e the active engine, its print() output routed to the
+// manager's logger (a shared engine gets this config's logger, not the
+// one of the config that compiled it).
 func (m *Manager) activate(e *Engine) {
+	e = e.WithPrintHook(newLogPrinter(m.log.Named(printLoggerName), e.Revision()))
 	m.cur.Store(e)
 	m.activations.Add(1)
 	m.mu.Lock()
 	m.lastSuccess = time.Now()
 	m.mu.Unlock()
+}
+
+// remoteDigest names a downloaded bundle by content; "" if it cannot be
+// hashed, which never matches, so the bundle is compiled.
+func remoteDigest(b *bundle.Bundle) string {
+	h := sha256.New()
+	if err := bundleDigest(h, b); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (m *Manager) fail(err error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
@@ -52,19 +51,12 @@ func shared(ctx context.Context, cfg Config) (e *Engine, release func(), err err
 // same across edits.
 func sharedKey(cfg Config, src *sources) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "query=%s\ntimeout=%d\nfiles=%s\n", cfg.Query, cfg.Timeout, src.hash)
+	fmt.Fprintf(h, "query=%s\ntimeout=%d\nnetwork=%t\nfiles=%s\n", cfg.Query, cfg.Timeout, cfg.AllowNetworkBuiltins, src.hash)
 	for _, path := range sortedKeys(src.bundles) {
-		b := src.bundles[path]
-		fmt.Fprintf(h, "bundle=%s\nrevision=%s\n", path, b.Manifest.Revision)
-		for _, m := range b.Modules {
-			fmt.Fprintf(h, "module=%s %d\n", m.Path, len(m.Raw))
-			h.Write(m.Raw)
-		}
-		data, err := json.Marshal(b.Data)
-		if err != nil {
+		fmt.Fprintf(h, "bundle=%s\n", path)
+		if err := bundleDigest(h, src.bundles[path]); err != nil {
 			return "", fmt.Errorf("policy: hashing bundle %s: %w", path, err)
 		}
-		h.Write(data)
 	}
 	return "policy:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -10,8 +10,8 @@ import (
 // TestSharedEngineAcrossConfigs: a second config with the same policy
 // (as during a Caddy reload, which provisions the new config before the
 // old one is cleaned up) gets the compiled engine of the first; a changed
-// file, query or timeout gets its own; and once every holder has let go a
-// new config compiles afresh.
+// file, query, timeout or network setting gets its own; and once every
+// holder has let go a new config compiles afresh.
 func TestSharedEngineAcrossConfigs(t *testing.T) {
 	dir := t.TempDir()
 	write := func(allow string) {
@@ -35,13 +35,15 @@ func TestSharedEngineAcrossConfigs(t *testing.T) {
 
 	old := open(cfg)
 	reload := open(cfg)
-	if old.Engine() != reload.Engine() {
+	if old.Engine().compiled != reload.Engine().compiled {
 		t.Fatal("a reload with the same policy compiled it again")
 	}
 	otherQuery := open(Config{Paths: []string{dir}, Query: "data.shared"})
 	otherTimeout := open(Config{Paths: []string{dir}, Query: "data.shared.allow", Timeout: 5 * DefaultTimeout})
-	for name, m := range map[string]*Manager{"query": otherQuery, "timeout": otherTimeout} {
-		if m.Engine() == old.Engine() {
+	// Other capabilities: the same source compiles to another policy.
+	otherNetwork := open(Config{Paths: []string{dir}, Query: "data.shared.allow", AllowNetworkBuiltins: true})
+	for name, m := range map[string]*Manager{"query": otherQuery, "timeout": otherTimeout, "network setting": otherNetwork} {
+		if m.Engine().compiled == old.Engine().compiled {
 			t.Errorf("another %s shares the engine", name)
 		}
 		m.Stop(ctx)
@@ -49,7 +51,7 @@ func TestSharedEngineAcrossConfigs(t *testing.T) {
 
 	write("false")
 	changed := open(cfg)
-	if changed.Engine() == old.Engine() || changed.Engine().Revision() == old.Engine().Revision() {
+	if changed.Engine().compiled == old.Engine().compiled || changed.Engine().Revision() == old.Engine().Revision() {
 		t.Fatal("an edited policy file did not get a new engine and revision")
 	}
 	d, err := changed.Engine().Eval(ctx, nil)
@@ -61,14 +63,14 @@ func TestSharedEngineAcrossConfigs(t *testing.T) {
 	write("true")
 	old.Stop(ctx)
 	again := open(cfg)
-	if again.Engine() != reload.Engine() {
+	if again.Engine().compiled != reload.Engine().compiled {
 		t.Fatal("the engine was dropped while a config still held it")
 	}
 	reload.Stop(ctx)
 	again.Stop(ctx)
 	fresh := open(cfg)
 	defer fresh.Stop(ctx)
-	if fresh.Engine() == old.Engine() {
+	if fresh.Engine().compiled == old.Engine().compiled {
 		t.Fatal("the engine outlived every config that held it")
 	}
 }

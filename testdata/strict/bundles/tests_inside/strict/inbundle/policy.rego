@@ -1,0 +1,3 @@
+package strict.inbundle
+
+default decision := {"allow": false, "reasons": ["denied_by_default"]}

@@ -1,0 +1,3 @@
+package strict.refused
+
+decision := {"allow": true} if rand.intn("coin", 2) == 0

@@ -1,0 +1,3 @@
+package strict.refused
+
+decision := {"allow": true} if not opa.runtime().env.RESETGUARD_BLOCK
