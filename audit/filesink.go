@@ -330,13 +330,17 @@ func (s *FileSink) appendLine(doc *canonDoc) (Chain, int64, error) {
 			return Chain{}, 0, s.failLocked(fmt.Errorf("audit: file sink: rotating %s: %w", s.cfg.Path, err))
 		}
 	}
-	if n, err := s.write(s.f, line); err != nil || n != len(line) {
+	n, err := s.write(s.f, line)
+	if n == len(line) {
+		// In the file, even if the write then failed: see settleOldFileLocked.
+		s.written = headLink{c.Seq, c.Hash}
+	}
+	if err != nil || n != len(line) {
 		if err == nil {
 			err = io.ErrShortWrite
 		}
 		return Chain{}, 0, s.failLocked(fmt.Errorf("audit: file sink: writing %s: %w", s.cfg.Path, err))
 	}
-	s.written = headLink{c.Seq, c.Hash}
 	epoch, err := s.commitLineLocked(c, int64(len(line)))
 	return c, epoch, err
 }
