@@ -19,7 +19,11 @@ import (
 func mountOrSkip(t *testing.T, source, target, fstype string, flags uintptr, data string) {
 	t.Helper()
 	if err := syscall.Mount(source, target, fstype, flags, data); err != nil {
-		t.Skipf("skipped: cannot mount %s on %s here (%v); needs root (CAP_SYS_ADMIN)", fstype, target, err)
+		what := fstype
+		if flags&syscall.MS_BIND != 0 {
+			what = "a bind mount of " + source
+		}
+		t.Skipf("skipped: cannot mount %s on %s here (%v); needs root (CAP_SYS_ADMIN)", what, target, err)
 	}
 	t.Cleanup(func() {
 		for syscall.Unmount(target, syscall.MNT_DETACH) == nil {
