@@ -102,3 +102,25 @@ func TestFileSinkGroupCommitFailure(t *testing.T) {
 	t.Logf("%d written, %d refused by the failed fsync", ok.Load(), failed.Load())
 	fsWantOK(t, fsVerify(t, VerifyOptions{}, path), int(ok.Load()))
 }
+
+// BenchmarkFileSinkWriteParallel: concurrent writers in always mode, where
+// group commit shares each fsync among them.
+func BenchmarkFileSinkWriteParallel(b *testing.B) {
+	cs := fixtureEntity(b)
+	s, err := OpenFileSink(FileSinkConfig{Path: filepath.Join(b.TempDir(), "audit.log"), MaxSize: 32 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		r := fsRecord(cs, 1)
+		for pb.Next() {
+			if err := s.Write(r); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

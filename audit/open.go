@@ -94,7 +94,7 @@ func lastChain(line []byte, file string) (Chain, bool, error) {
 // openLive opens Path for appending, creating it if need be.
 func (s *FileSink) openLive() (*os.File, os.FileInfo, error) {
 	_, statErr := os.Lstat(s.cfg.Path)
-	f, err := os.OpenFile(s.cfg.Path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(s.cfg.Path, os.O_APPEND|os.O_CREATE|os.O_WRONLY|openNonblock, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit: file sink: %w", err)
 	}

@@ -10,9 +10,15 @@ import (
 const probeEvery = 100 * time.Millisecond
 
 // readyLocked is nil when a write may go ahead, recovering if it is time.
+// It runs first in every section of the writer lock that writes.
 func (s *FileSink) readyLocked() error {
 	if s.closed {
 		return ErrSinkClosed
+	}
+	s.applyFaultLocked()
+	if h := s.health.Load(); h.stalled {
+		// No disk call while another one is stuck (the sync lane).
+		return h.err
 	}
 	if s.err != nil {
 		if !s.lastProbe.IsZero() && s.now().Sub(s.lastProbe) < probeEvery {
@@ -20,25 +26,11 @@ func (s *FileSink) readyLocked() error {
 		}
 		return s.recoverLocked()
 	}
-	if !s.isLiveLocked() {
-		err := fmt.Errorf("audit: file sink: %s was removed or replaced while open; records seq %d..%d that were written to it are not in the live file any more",
-			s.cfg.Path, s.fileSeq+1, s.seq)
-		if s.seq == s.fileSeq {
-			err = fmt.Errorf("audit: file sink: %s was removed or replaced while open", s.cfg.Path)
-		}
-		s.warn(err.Error())
-		return s.failLocked(err)
+	s.labelLane(laneWriter, &opStat)
+	if err := s.id.check(s.cfg.Path, s.dir); err != nil {
+		return s.movedLocked(err)
 	}
 	return nil
-}
-
-// isLiveLocked reports whether Path still names the open file.
-func (s *FileSink) isLiveLocked() bool {
-	if s.f == nil {
-		return false
-	}
-	fi, err := os.Stat(s.cfg.Path)
-	return err == nil && os.SameFile(fi, s.fi)
 }
 
 // failLocked makes the sink unhealthy with err and returns it. The first
@@ -46,31 +38,32 @@ func (s *FileSink) isLiveLocked() bool {
 //
 // In always mode the head goes back to the last record on disk: records
 // written after it were never acknowledged, their writers get an error
-// (and keep the record elsewhere), and recovery cuts them from the file.
+// (and keep the record elsewhere), and recovery cuts them from the file
+// before their seqs are used again (see settleOldFileLocked).
 func (s *FileSink) failLocked(err error) error {
 	defer s.publishLocked()
 	s.err, s.cause = err, err
-	if s.cfg.Fsync != FsyncAlways {
-		return err
-	}
 	s.syncMu.Lock()
-	if s.seq != s.durableSeq {
+	s.declareFaultSyncLocked(err)
+	s.fault = nil // applied here
+	s.faultPending.Store(false)
+	if s.cfg.Fsync == FsyncAlways {
 		s.seq, s.size, s.hash = s.durableSeq, s.durableSize, s.durableHash
-		s.floors = append(s.floors, s.durableSeq)
-		s.floorErrs = append(s.floorErrs, err)
-		s.epoch++
-		s.syncCond.Broadcast()
+		s.tip = fileHead{f: s.f, seq: s.seq, size: s.size, hash: s.hash}
 	}
 	s.syncMu.Unlock()
+	s.publishLocked()
 	return err
 }
 
-// cutBackLocked removes what a failed write left after the last complete
-// record, if the open file is still the live one.
+// cutBackLocked removes what failed writes left in the open file after the
+// last good record. It works through the descriptor, so it reaches the
+// file even after it was renamed, removed or unmounted away.
 func (s *FileSink) cutBackLocked() error {
-	if s.f == nil || !s.isLiveLocked() {
+	if s.f == nil {
 		return nil
 	}
+	s.labelLane(laneWriter, &opTruncate)
 	fi, err := s.f.Stat()
 	if err != nil {
 		return err
@@ -81,12 +74,15 @@ func (s *FileSink) cutBackLocked() error {
 			return err
 		}
 		if s.cfg.Fsync != FsyncNever {
-			return s.sync(s.f)
+			if err := s.sync(s.f); err != nil {
+				return err
+			}
 		}
 	case fi.Size() < s.size:
 		s.warn(fmt.Sprintf("%s: shrank from %d to %d bytes while open: records were cut from its end", s.cfg.Path, s.size, fi.Size()))
 		s.size = fi.Size()
 	}
+	s.written = headLink{s.seq, s.hash}
 	return nil
 }
 
@@ -99,44 +95,42 @@ func (s *FileSink) recoverLocked() error {
 	s.probes.Add(1)
 	fail := func(err error) error {
 		s.err = fmt.Errorf("%w (recovery failed: %w)", s.cause, err)
+		s.publishLocked()
 		return s.err
 	}
-	if err := s.cutBackLocked(); err != nil {
-		return fail(fmt.Errorf("cutting back a partial write: %w", err))
-	}
-	old := s.fi
-	if s.f != nil {
-		s.f.Close()
-		s.f = nil
-	}
-	f, fi, err := s.openLive()
-	if err != nil {
+	if err := s.settleOldFileLocked(); err != nil {
 		return fail(err)
 	}
-	size := fi.Size()
-	if old == nil || !os.SameFile(fi, old) {
-		// A new (or someone else's) file at Path: repair a torn tail but
-		// keep the chain we know.
-		if size, _, err = s.repairTail(f, fi); err != nil {
-			f.Close()
-			return fail(err)
-		}
-		s.fileSeq = s.seq
+	f, fi, size, err := s.reopenLocked()
+	if err != nil {
+		return fail(err)
 	}
 	if err := s.probe(); err != nil {
 		f.Close()
 		return fail(err)
 	}
+	if s.faultPending.Load() {
+		// This section stalled: its success proves nothing.
+		f.Close()
+		return fail(s.applyFaultLocked())
+	}
+	defer s.switchingFile()()
 	s.f, s.fi, s.size, s.err, s.cause = f, fi, size, nil, nil
+	s.id.file = fileIDOf(fi)
+	s.written = headLink{s.seq, s.hash}
+	s.adoptDir = false
+	s.pubID.Store(&identity{file: s.id.file, dir: s.id.dir})
 	s.markDurableLocked()
+	s.publishLocked()
 	return nil
 }
 
 // probe writes and fsyncs a scratch file beside the live file: a full
 // disk or an unwritable directory fails it.
 func (s *FileSink) probe() error {
+	s.labelLane(laneWriter, &opProbe)
 	name := s.cfg.Path + ".probe"
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|openNonblock, 0o600)
 	if err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}

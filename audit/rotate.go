@@ -46,14 +46,23 @@ func isRotatedStamp(ts string) bool {
 }
 
 // rotateLocked renames the live file to its rotated name and opens a new
-// one. The old file is fsynced first (unless the mode is never).
+// one. The old file is fsynced first (unless the mode is never), and
+// everything in it is durable before the chain moves on to the new file,
+// so that no failure can roll back into a file the sink no longer has
+// open (the lines there could not be cut, and their seqs would be handed
+// out again).
 func (s *FileSink) rotateLocked() error {
 	if s.cfg.Fsync != FsyncNever {
 		if err := s.sync(s.f); err != nil {
 			return err
 		}
+		if !s.markDurableLocked() {
+			return s.applyFaultLocked()
+		}
 	}
 	name := s.rotatedName()
+	defer s.switchingFile()()
+	s.labelLane(laneWriter, &opRename)
 	if err := os.Rename(s.cfg.Path, name); err != nil {
 		return err
 	}
@@ -61,12 +70,18 @@ func (s *FileSink) rotateLocked() error {
 	s.f.Close()
 	s.f = nil // a failure below leaves no file open: recovery creates it
 	s.dirty = false
+	s.labelLane(laneWriter, &opOpen)
 	f, fi, err := s.openLive()
 	if err != nil {
 		return err
 	}
 	s.f, s.fi, s.size, s.fileSeq = f, fi, 0, s.seq
-	s.markDurableLocked()
+	s.id.file = fileIDOf(fi)
+	s.written = headLink{s.seq, s.hash}
+	s.pubID.Store(&identity{file: s.id.file, dir: s.id.dir})
+	s.syncMu.Lock()
+	s.setDurableSyncLocked()
+	s.syncMu.Unlock()
 	return nil
 }
 

@@ -45,7 +45,7 @@ func (s *FileSink) Stats() SinkStats {
 	st := &s.stats
 	out := SinkStats{
 		Seq:              st.seq.Load(),
-		Healthy:          !st.unhealthy.Load(),
+		Healthy:          !st.unhealthy.Load() && (s.health.Load() == nil || s.health.Load().err == nil),
 		TornCuts:         st.tornCuts.Load(),
 		TornBytes:        st.tornBytes.Load(),
 		RecoveredIntents: st.recovered.Load(),
@@ -59,12 +59,12 @@ func (s *FileSink) Stats() SinkStats {
 	return out
 }
 
-// publishLocked copies the state kept under s.mu to the atomics Stats
-// reads. It is called where that state changes (a record appended, a
-// failure, a recovery, Close). Code that learns of a failure without
-// holding s.mu (a watchdog timing out a stuck write) must not wait for the
-// lock to publish it: it stores stats.unhealthy and calls publishError.
-func (s *FileSink) publishLocked() {
+// publishStatsLocked copies the state kept under s.mu to the atomics
+// Stats reads. publishLocked (watchdog.go) calls it wherever that state
+// changes (a record appended, a failure, a recovery, Close); a failure
+// learnt without s.mu (a stalled disk call) reaches Stats through the
+// published health instead (publishSyncLocked).
+func (s *FileSink) publishStatsLocked() {
 	st := &s.stats
 	st.seq.Store(s.seq)
 	st.unhealthy.Store(s.err != nil || s.closed)
