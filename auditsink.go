@@ -41,6 +41,7 @@ func (a *AuditConfig) provision(h *Handler) error {
 			FsyncInterval: time.Duration(f.FsyncInterval),
 			MaxSize:       maxSize,
 			ChainKey:      []byte(repl.ReplaceKnown(f.ChainKey, "")),
+			// WriteTimeout: time.Duration(f.WriteTimeout), // FAULTS
 		}
 		v, _, err := fileSinks.LoadOrNew(f.Path, func() (caddy.Destructor, error) {
 			s, err := audit.OpenFileSink(cfg)

@@ -58,6 +58,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        file <path> {
 //	            fsync always | interval [<duration>] | never
 //	            max_size <size>
+//	            write_timeout <duration>
 //	            chain_key <key>
 //	        }
 //	        customer_field <CustomerName|CustomerEmail|...> hash|clear
@@ -178,9 +179,10 @@ var auditOptions = map[string]option[AuditConfig]{
 }
 
 var auditFileOptions = map[string]option[AuditFile]{
-	"fsync":     unmarshalFsync,
-	"max_size":  sizeOption(func(f *AuditFile) *int64 { return &f.MaxSize }),
-	"chain_key": stringOption(func(f *AuditFile) *string { return &f.ChainKey }),
+	"fsync":         unmarshalFsync,
+	"max_size":      sizeOption(func(f *AuditFile) *int64 { return &f.MaxSize }),
+	"write_timeout": durationOption(func(f *AuditFile) *caddy.Duration { return &f.WriteTimeout }),
+	"chain_key":     stringOption(func(f *AuditFile) *string { return &f.ChainKey }),
 }
 
 var identityOptions = map[string]option[Identity]{

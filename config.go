@@ -40,6 +40,9 @@ const (
 	// maxRequestBodyTimeout: a reset body is a few bytes; a slow client
 	// may not hold a connection open for longer.
 	maxRequestBodyTimeout = 10 * time.Minute
+	// maxWriteTimeout: an audit write stalled longer than this holds the
+	// reset it guards; past it the disk is treated as gone.
+	maxWriteTimeout = time.Minute
 	// minRemotePolling: OPA's downloader polls in whole seconds.
 	minRemotePolling = time.Second
 	// maxJWTLeeway: more would accept tokens long expired.
@@ -236,6 +239,10 @@ type AuditFile struct {
 	// many bytes. Default (0) 100 MiB: zero cannot mean "never rotate",
 	// because JSON does not tell an explicit 0 from an absent field.
 	MaxSize int64 `json:"max_size,omitempty"`
+	// WriteTimeout bounds one write or fsync of the file: past it the
+	// sink is unhealthy and new resets are refused at once, instead of
+	// hanging on a frozen or stalled disk. Default 2s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 	// ChainKey, when set, keys the hash chain (HMAC-SHA256), so that only
 	// a key holder can recompute it after an edit. Placeholders are
 	// replaced.
@@ -467,5 +474,6 @@ func (f *AuditFile) validate() error {
 		oneOf("audit.file.fsync", f.Fsync, string(audit.FsyncAlways), string(audit.FsyncInterval), string(audit.FsyncNever)),
 		optionalDuration("audit.file.fsync_interval", f.FsyncInterval, 0, 0),
 		optionalSize("audit.file.max_size", f.MaxSize, 0),
+		optionalDuration("audit.file.write_timeout", f.WriteTimeout, 0, maxWriteTimeout),
 	)
 }
