@@ -41,9 +41,9 @@ func (a *AuditConfig) provision(h *Handler) error {
 			FsyncInterval: time.Duration(f.FsyncInterval),
 			MaxSize:       maxSize,
 			ChainKey:      []byte(repl.ReplaceKnown(f.ChainKey, "")),
-			// WriteTimeout: time.Duration(f.WriteTimeout), // FAULTS
+			WriteTimeout:  time.Duration(f.WriteTimeout),
 		}
-		v, _, err := fileSinks.LoadOrNew(f.Path, func() (caddy.Destructor, error) {
+		v, loaded, err := fileSinks.LoadOrNew(f.Path, func() (caddy.Destructor, error) {
 			s, err := audit.OpenFileSink(cfg)
 			if err != nil {
 				return nil, err
@@ -53,6 +53,16 @@ func (a *AuditConfig) provision(h *Handler) error {
 		})
 		if err != nil {
 			return fmt.Errorf("audit file %s: %w", f.Path, err)
+		}
+		if loaded {
+			// A config reload is the operator's decision: a sink that
+			// stopped because its directory was replaced or unmounted
+			// adopts the directory now at the path. On a healthy sink it
+			// does nothing; its failure is logged, not fatal, since the
+			// sink refuses resets while unhealthy anyway.
+			if err := v.(pooledSink).Reopen(); err != nil {
+				h.logger.Error("durable audit file: reopening on reload failed; resets stay refused", zap.String("path", f.Path), zap.Error(err))
+			}
 		}
 		h.fileSink = v.(pooledSink).FileSink
 		h.fileSinkKey = f.Path
