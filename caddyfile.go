@@ -17,9 +17,11 @@ import (
 func init() {
 	caddy.RegisterModule(new(Handler))
 	httpcaddyfile.RegisterHandlerDirective("reset_guard", parseCaddyfile)
-	// Before reverse_proxy, and so after rewrite, uri and handle_path:
-	// the guard sees the path exactly as the proxy will send it.
-	httpcaddyfile.RegisterDirectiveOrder("reset_guard", httpcaddyfile.Before, "reverse_proxy")
+	// With the authentication directives: after rewrite, uri, basic_auth,
+	// forward_auth and request_header, so the guard decides on the request
+	// as those leave it, and before handle, handle_path and route, so no
+	// routing block can run a proxy without it.
+	httpcaddyfile.RegisterDirectiveOrder("reset_guard", httpcaddyfile.After, "request_header")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

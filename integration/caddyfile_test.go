@@ -34,6 +34,12 @@ const (
 	// A gateway whose refusals are written by the operator's
 	// handle_errors route.
 	handleErrorsURL = "http://localhost:9092"
+	// Sites whose proxy sits inside a routing block, with reset_guard at
+	// the top level: the directive order must put the guard first.
+	handleURL     = "http://localhost:9093" // handle /api/* { reverse_proxy }
+	handlePathURL = "http://localhost:9094" // handle_path /gw/* { reverse_proxy }
+	routeURL      = "http://localhost:9095" // route { reverse_proxy }
+	nestedURL     = "http://localhost:9096" // handle { handle /api/* { reverse_proxy } }
 )
 
 // siteParams are the paths and addresses only known once the stand-ins
@@ -153,6 +159,41 @@ http://localhost:9092 {
 	handle_errors {
 		header Content-Type "text/plain; charset=utf-8"
 		respond "refused {http.error.status_code} {http.reset_guard.error_type} reasons={http.reset_guard.reasons} id={http.reset_guard.request_id}"
+	}
+}
+http://localhost:9093 {
+	reset_guard {
+		{{template "policy" .}}
+	}
+	handle /api/* {
+		reverse_proxy {{.Upstream}}
+	}
+	respond "not proxied" 404
+}
+http://localhost:9094 {
+	handle_path /gw/* {
+		reverse_proxy {{.Upstream}}
+	}
+	reset_guard {
+		{{template "policy" .}}
+	}
+}
+http://localhost:9095 {
+	route {
+		reverse_proxy {{.Upstream}}
+	}
+	reset_guard {
+		{{template "policy" .}}
+	}
+}
+http://localhost:9096 {
+	handle {
+		handle /api/* {
+			reverse_proxy {{.Upstream}}
+		}
+	}
+	reset_guard {
+		{{template "policy" .}}
 	}
 }
 http://localhost:9087 {
