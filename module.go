@@ -88,6 +88,12 @@ type Handler struct {
 	// Default 10s.
 	RequestBodyTimeout caddy.Duration `json:"request_body_timeout,omitempty"`
 
+	// KeepURLOverrideHeaders lets X-Original-URL and X-Rewrite-URL through.
+	// By default they are removed from every request that passes the
+	// handler, reset or not: IIS URL Rewrite and ARR route by them, so
+	// they could send the backend to a reset the guard never saw.
+	KeepURLOverrideHeaders bool `json:"keep_url_override_headers,omitempty"`
+
 	schemes     []credential.Scheme
 	credOpts    credential.Options
 	id          *identity

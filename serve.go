@@ -3,6 +3,7 @@ package resetguard
 import (
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,6 +19,11 @@ import (
 // ServeHTTP passes every request that cannot reach Reset straight on, and
 // guards the rest.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !h.KeepURLOverrideHeaders {
+		// The canonical keys, so that no request pays for canonicalising.
+		delete(r.Header, "X-Original-Url")
+		delete(r.Header, "X-Rewrite-Url")
+	}
 	t := classify.Path(r.URL.EscapedPath())
 	switch t.Route {
 	case classify.None:
@@ -118,6 +124,7 @@ type step func(*Handler, *exchange) *refusal.Refusal
 var steps = []step{
 	(*Handler).checkAudit,
 	(*Handler).checkMethod,
+	(*Handler).checkFraming,
 	(*Handler).readSessionID,
 	(*Handler).authenticate,
 	(*Handler).identify,
@@ -202,6 +209,28 @@ func (h *Handler) recordIntent(x *exchange) *refusal.Refusal {
 	}
 	if rec.Chain != nil {
 		x.intentSeq = rec.Chain.Seq
+	}
+	return nil
+}
+
+// checkFraming refuses what the proxy would change after the guard
+// decided: a Connection header naming headers (reverse_proxy strips
+// them, so the backend would act on a request without, say, the
+// Authorization the guard judged), and declared trailers (fields that
+// arrive after the body the guard read).
+func (h *Handler) checkFraming(x *exchange) *refusal.Refusal {
+	for _, v := range x.r.Header.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			switch tok = strings.TrimSpace(tok); {
+			case tok == "", strings.EqualFold(tok, "close"), strings.EqualFold(tok, "keep-alive"):
+			default:
+				return refusal.New(http.StatusBadRequest, refusal.ConnectionHeaderRefused,
+					"a Connection header naming other headers is not accepted on a reset route")
+			}
+		}
+	}
+	if len(x.r.Trailer) > 0 || x.r.Header.Get("Trailer") != "" {
+		return refusal.New(http.StatusBadRequest, refusal.TrailersRefused, "request trailers are not accepted on a reset route")
 	}
 	return nil
 }

@@ -5,7 +5,10 @@ package integration_test
 // handle, handle_path, route or nested handle block (which Caddy would
 // otherwise run first, skipping the guard).
 
-import "testing"
+import (
+	"net/http"
+	"testing"
+)
 
 func TestResetGuardedInsideRoutingBlocks(t *testing.T) {
 	sites := []struct{ name, base, prefix string }{
@@ -27,4 +30,41 @@ func TestResetGuardedInsideRoutingBlocks(t *testing.T) {
 		)
 	}
 	runCases(t, cases)
+}
+
+// TestResetFramingRefused: what reverse_proxy would change after the
+// guard decided is refused: a Connection header naming headers (the proxy
+// strips them, e.g. the Authorization the guard judged) and trailers
+// (fields arriving after the body the guard read).
+func TestResetFramingRefused(t *testing.T) {
+	runRawCases(t, []rawCase{
+		{name: "Connection names Authorization", target: restReset, auth: "bot", headers: []string{"Connection: Authorization"},
+			wantStatus: 400, wantReason: "connection_header_refused", wantAudit: 1},
+		{name: "Connection names a custom header", target: restReset, auth: "bot", headers: []string{"X-Bot: 1", "Connection: keep-alive, X-Bot"},
+			wantStatus: 400, wantReason: "connection_header_refused", wantAudit: 1},
+		{name: "declared trailers", target: restReset, auth: "bot", headers: []string{"Trailer: X-Session"},
+			framing: "Transfer-Encoding: chunked\r\n\r\n0\r\nX-Session: 1\r\n\r\n", wantStatus: 400, wantReason: "trailers_refused", wantAudit: 1},
+	})
+}
+
+// TestURLOverrideHeadersStripped: IIS URL Rewrite and ARR route by
+// X-Original-URL and X-Rewrite-URL, so a request the guard passes as
+// harmless could reach Reset behind it: the headers never reach the
+// backend, on any request.
+func TestURLOverrideHeadersStripped(t *testing.T) {
+	noOverride := func(t *testing.T, _ *http.Response, _ []byte, _ map[string]any, got []received) {
+		for _, h := range []string{"X-Original-Url", "X-Rewrite-Url"} {
+			if len(got) != 1 || got[0].Header.Get(h) != "" {
+				t.Errorf("backend received %s: %v", h, got)
+			}
+		}
+	}
+	override := map[string]string{"X-Original-URL": restReset, "X-Rewrite-URL": restReset, "Authorization": basic("mallory", "pw")}
+	runCases(t, []itCase{
+		{name: "on a pass-through request", method: "GET", path: "/api/v1/Contact/5", headers: override,
+			wantStatus: 200, wantForwarded: true, check: noOverride},
+		{name: "on an allowed reset", method: "POST", path: restReset,
+			headers:    map[string]string{"X-Original-URL": "/api/v1/ChatSession/9/Reset", "Authorization": botAuth["Authorization"]},
+			wantStatus: 200, wantForwarded: true, wantAudit: allowedRecord(427, "basic"), check: noOverride},
+	})
 }

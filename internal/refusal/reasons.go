@@ -17,6 +17,11 @@ const (
 	XMLDTDRefused         = "xml_dtd_refused"
 	SOAPActionAmbiguous   = "soap_action_ambiguous"
 	SOAPEnvelopeInvalid   = "soap_envelope_invalid"
+	// ConnectionHeaderRefused: Connection names headers the proxy would
+	// strip after the guard decided.
+	ConnectionHeaderRefused = "connection_header_refused"
+	// TrailersRefused: trailers would arrive after the guard decided.
+	TrailersRefused = "trailers_refused"
 )
 
 // Credential refusals (401).
