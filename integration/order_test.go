@@ -68,3 +68,16 @@ func TestURLOverrideHeadersStripped(t *testing.T) {
 			wantStatus: 200, wantForwarded: true, wantAudit: allowedRecord(427, "basic"), check: noOverride},
 	})
 }
+
+// TestCookielessSegmentsGuarded: System.Web removes ASP.NET
+// cookieless-state segments before routing, so a path carrying one still
+// reaches Reset and is guarded.
+func TestCookielessSegmentsGuarded(t *testing.T) {
+	runCases(t, []itCase{
+		{name: "segment before Reset, no credentials", method: "POST", path: "/api/v1/ChatSession/427/(S(abc))/Reset",
+			wantStatus: 401, wantReason: "missing_credentials", wantAudit: deniedRecord(401, "missing_credentials")},
+		{name: "segments before api, denied user", method: "POST", path: "/(A(x))(F(y))/api/v1/ChatSession/427/Reset",
+			headers: map[string]string{"Authorization": basic("mallory", "pw")}, wantStatus: 403,
+			wantReason: "mallory_refused", wantAudit: deniedRecord(403, "mallory_refused")},
+	})
+}

@@ -166,6 +166,11 @@ func normalisePath(p string) []string {
 		if i := strings.IndexByte(s, ';'); i >= 0 {
 			s = s[:i]
 		}
+		if isCookieless(s) {
+			// System.Web removes cookieless-state segments before
+			// routing: …/427/(S(x))/Reset reaches Reset.
+			continue
+		}
 		switch s {
 		case "", ".":
 			continue
@@ -183,6 +188,29 @@ func normalisePath(p string) []string {
 	}
 	return segs
 }
+
+// isCookieless reports whether seg is an ASP.NET cookieless-state
+// segment: one or more "(L(value))" groups, L a letter, such as "(S(abc))"
+// or "(A(x))(F(y))". Any letter counts, not only the ones System.Web
+// uses today, to err toward guarding.
+func isCookieless(seg string) bool {
+	if seg == "" {
+		return false
+	}
+	for seg != "" {
+		if len(seg) < 5 || seg[0] != '(' || !isASCIILetter(seg[1]) || seg[2] != '(' {
+			return false
+		}
+		end := strings.IndexByte(seg[3:], ')')
+		if end < 0 || 3+end+1 >= len(seg) || seg[3+end+1] != ')' {
+			return false
+		}
+		seg = seg[3+end+2:]
+	}
+	return true
+}
+
+func isASCIILetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
 // percentDecode decodes every valid %XX escape and keeps invalid ones as
 // they are, unlike url.PathUnescape, which gives up on the whole path.

@@ -28,6 +28,14 @@ func soapTarget(tenant string) Target {
 var classifyCases = []classifyCase{
 	// REST, canonical and case variants.
 	{"/api/v1/ChatSession/427/Reset", restTarget("", "427")},
+	// ASP.NET cookieless-state segments, which System.Web removes.
+	{"/api/v1/ChatSession/427/(S(abc))/Reset", restTarget("", "427")},
+	{"/(S(abc))/api/v1/ChatSession/427/Reset", restTarget("", "427")},
+	{"/api/v1/(A(x))(F(y))/ChatSession/427/Reset", restTarget("", "427")},
+	{"/api/v1/ChatSession/(X())/427/Reset", restTarget("", "427")},
+	{"/api/v1/ChatSession/427/%28S%28abc%29%29/Reset", restTarget("", "427")},
+	{"/api/v1/ChatSession/427/(notcookieless)/Reset", Target{}},
+	{"/api/v1/ChatSession/427/(S(a)b)/Reset", Target{}},
 	{"/api/v1/chatsession/427/reset", restTarget("", "427")},
 	{"/API/V1/CHATSESSION/427/RESET", restTarget("", "427")},
 	{"/Api/V1/chatSession/427/rEsEt", restTarget("", "427")},
