@@ -185,30 +185,20 @@ func (h *Handler) checkAudit(x *exchange) *refusal.Refusal {
 	}
 	if err := h.fileSink.Healthy(); err != nil {
 		h.logger.Error("durable audit file unavailable; refusing resets", zap.Error(err))
-		return refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable,
-			"the audit trail cannot be written; resets are paused").Wrap(err)
+		return refuseUnaudited(err)
 	}
 	return nil
 }
 
-// recordIntent makes the decision durable before the backend can act on
-// it: an allowed reset is forwarded only once its intent record is in the
-// durable file (on disk, under fsync always). A crash after this point
-// leaves an intent that the next start closes as unknown.
-func (h *Handler) recordIntent(x *exchange) *refusal.Refusal {
-	if h.fileSink == nil {
-		return nil
+// checkMethod: only a plain POST reaches Reset.
+func (h *Handler) checkMethod(x *exchange) *refusal.Refusal {
+	if classify.MethodOverride(x.r.Header) {
+		return refusal.New(http.StatusBadRequest, refusal.MethodOverrideRefused,
+			"method override headers are not accepted on a reset route")
 	}
-	rec := x.record(audit.KindIntent, audit.OutcomeUnknown, "")
-	if err := h.fileSink.Write(rec); err != nil {
-		guardMetrics.auditErrors.Inc()
-		h.logger.Error("durable audit intent not written; refusing the reset", zap.String("request_id", x.requestID), zap.Error(err))
-		x.verdict = verdictRefused
-		return refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable,
-			"the audit trail cannot be written; resets are paused").Wrap(err)
-	}
-	if rec.Chain != nil {
-		x.intentSeq = rec.Chain.Seq
+	if x.r.Method != http.MethodPost {
+		return refusal.New(http.StatusMethodNotAllowed, refusal.MethodNotAllowed,
+			"a chat-session reset must be a POST").WithHeader("Allow", http.MethodPost)
 	}
 	return nil
 }
@@ -235,16 +225,25 @@ func (h *Handler) checkFraming(x *exchange) *refusal.Refusal {
 	return nil
 }
 
-// checkMethod: only a plain POST reaches Reset.
-func (h *Handler) checkMethod(x *exchange) *refusal.Refusal {
-	if classify.MethodOverride(x.r.Header) {
-		return refusal.New(http.StatusBadRequest, refusal.MethodOverrideRefused,
-			"method override headers are not accepted on a reset route")
+// readSessionID finds the session id the request asks to reset: from
+// the path (REST), the envelope already read (SOAP) or the body (Agents).
+func (h *Handler) readSessionID(x *exchange) *refusal.Refusal {
+	var id int32
+	var ref *refusal.Refusal
+	switch {
+	case x.t.Route == classify.REST:
+		id, ref = classify.PathSessionID(x.t.IDSegment)
+	case x.pre != nil && x.pre.refused != nil:
+		ref = x.pre.refused
+	case x.pre != nil:
+		id = x.pre.call.SessionID
+	default:
+		id, ref = classify.AgentsSessionID(x.w, x.r, h.MaxRequestBody, time.Duration(h.RequestBodyTimeout))
 	}
-	if x.r.Method != http.MethodPost {
-		return refusal.New(http.StatusMethodNotAllowed, refusal.MethodNotAllowed,
-			"a chat-session reset must be a POST").WithHeader("Allow", http.MethodPost)
+	if ref != nil {
+		return ref
 	}
+	x.sessionID = id
 	return nil
 }
 
@@ -315,25 +314,30 @@ func (h *Handler) lookupSession(x *exchange) *refusal.Refusal {
 	return nil
 }
 
-// readSessionID finds the session id the request asks to reset: from
-// the path (REST), the envelope already read (SOAP) or the body (Agents).
-func (h *Handler) readSessionID(x *exchange) *refusal.Refusal {
-	var id int32
-	var ref *refusal.Refusal
-	switch {
-	case x.t.Route == classify.REST:
-		id, ref = classify.PathSessionID(x.t.IDSegment)
-	case x.pre != nil && x.pre.refused != nil:
-		ref = x.pre.refused
-	case x.pre != nil:
-		id = x.pre.call.SessionID
-	default:
-		id, ref = classify.AgentsSessionID(x.w, x.r, h.MaxRequestBody, time.Duration(h.RequestBodyTimeout))
+// refuseUnaudited refuses a reset that could not be recorded durably.
+func refuseUnaudited(err error) *refusal.Refusal {
+	return refusal.New(http.StatusServiceUnavailable, refusal.AuditUnavailable,
+		"the audit trail cannot be written; resets are paused").Wrap(err)
+}
+
+// recordIntent makes the decision durable before the backend can act on
+// it: an allowed reset is forwarded only once its intent record is in the
+// durable file (on disk, under fsync always). A crash after this point
+// leaves an intent that the next start closes as unknown.
+func (h *Handler) recordIntent(x *exchange) *refusal.Refusal {
+	if h.fileSink == nil {
+		return nil
 	}
-	if ref != nil {
-		return ref
+	rec := x.record(audit.KindIntent, audit.OutcomeUnknown, "")
+	if err := h.fileSink.Write(rec); err != nil {
+		guardMetrics.auditErrors.Inc()
+		h.logger.Error("durable audit intent not written; refusing the reset", zap.String("request_id", x.requestID), zap.Error(err))
+		x.verdict = verdictRefused
+		return refuseUnaudited(err)
 	}
-	x.sessionID = id
+	if rec.Chain != nil {
+		x.intentSeq = rec.Chain.Seq
+	}
 	return nil
 }
 

@@ -143,3 +143,18 @@ func timed(t *testing.T, what string, limit time.Duration, f func() error) error
 	}
 	return err
 }
+
+// recoverAndCheck ends a fault test once the fault is lifted: the sink
+// becomes healthy again and takes more load, and after Close the files
+// hold exactly the acknowledged records, chained.
+func recoverAndCheck(t *testing.T, s *FileSink, l *load, stopHealth func() int, files ...string) {
+	t.Helper()
+	fsWaitHealthy(t, s)
+	l.more(t, 20)
+	l.finish()
+	stopHealth()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantExactly(t, l, files...)
+}

@@ -65,14 +65,7 @@ func TestFileSinkFaultImmutableFile(t *testing.T) {
 	if out, err := exec.Command(chattr, "-i", path).CombinedOutput(); err != nil {
 		t.Fatalf("chattr -i: %v: %s", err, out)
 	}
-	fsWaitHealthy(t, s)
-	l.more(t, 20)
-	l.finish()
-	stopHealth()
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	wantExactly(t, l, path)
+	recoverAndCheck(t, s, l, stopHealth, path)
 }
 
 // TestFileSinkFaultDiskFull: a 64 KiB tmpfs filled by the audit file and
@@ -148,14 +141,7 @@ func TestFileSinkFaultLazyUnmount(t *testing.T) {
 		if err := syscall.Mount(src, dir, "", syscall.MS_BIND, ""); err != nil {
 			t.Fatal(err)
 		}
-		fsWaitHealthy(t, s)
-		l.more(t, 20)
-		l.finish()
-		stopHealth()
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		wantExactly(t, l, filepath.Join(src, "audit.log"))
+		recoverAndCheck(t, s, l, stopHealth, filepath.Join(src, "audit.log"))
 	})
 	t.Run("new file system, Reopen", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "logs")

@@ -169,14 +169,7 @@ func TestFileSinkFaultWriteBlocks(t *testing.T) {
 			wantStalled(t, s, time.Now())
 			l.moreErrors(t, 4)
 			close(b.release)
-			fsWaitHealthy(t, s)
-			l.more(t, 20)
-			l.finish()
-			stopHealth()
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			wantExactly(t, l, path)
+			recoverAndCheck(t, s, l, stopHealth, path)
 		})
 	}
 }
@@ -206,14 +199,7 @@ func TestFileSinkFaultFsyncBlocks(t *testing.T) {
 		t.Errorf("a Write took %s while the fsync was stuck", d)
 	}
 	close(b.release)
-	fsWaitHealthy(t, s)
-	l.more(t, 20)
-	l.finish()
-	stopHealth()
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	wantExactly(t, l, path)
+	recoverAndCheck(t, s, l, stopHealth, path)
 }
 
 // TestFileSinkFaultReadOnly: the file system turns read-only mid-load (a
