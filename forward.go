@@ -30,6 +30,7 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		h.emit(x, audit.OutcomeUnknown, refusal.EntityNotRead)
 	})
 	defer held.free()
+	x.rewrite()
 	aborted, err := serveNext(next, held, x.r)
 	switch {
 	case aborted && !held.held():

@@ -75,9 +75,9 @@ func TestHostileAgentsBodies(t *testing.T) {
 func TestHostileAgentsQuery(t *testing.T) {
 	runHostileCases(t, []hostileCase{
 		{name: "agents id in the query as well", path: hostileAgentsPath + "?chatsessionid=666", header: hostileJSON,
-			body: strings.NewReader(`{"ChatSessionId":427}`), wantStatus: 400, wantReason: "bad_session_id", wantAudit: true},
+			body: strings.NewReader(`{"ChatSessionId":427}`), wantStatus: 400, wantReason: "session_id_ambiguous", wantAudit: true},
 		{name: "agents prefixed id in the query, encoded", path: hostileAgentsPath + "?request.Chat%53essionId=666&$select=Status", header: hostileJSON,
-			body: strings.NewReader(`{"ChatSessionId":427}`), wantStatus: 400, wantReason: "bad_session_id", wantAudit: true},
+			body: strings.NewReader(`{"ChatSessionId":427}`), wantStatus: 400, wantReason: "session_id_ambiguous", wantAudit: true},
 		{name: "agents other query parameters", path: hostileAgentsPath + "?$select=Status,ChatSessionId&x=1", header: hostileJSON,
 			body: strings.NewReader(`{"ChatSessionId":427}`), wantStatus: 200, wantForward: true, wantAudit: true},
 	})

@@ -53,13 +53,14 @@ func (x *exchange) record(kind, outcome, reason string) *audit.Record {
 		RequestID:   x.requestID,
 		Method:      x.r.Method,
 		Status:      x.status,
-		Path:        x.r.URL.EscapedPath(),
+		Path:        x.path,
 		SourceIP:    x.sourceIP,
 		Route:       string(x.t.Route),
 		SessionID:   x.sessionID,
 		CredScheme:  string(x.cred.Scheme),
 		Fingerprint: x.fingerprint,
 		Decision:    x.decision,
+		Forwarded:   x.forwardedIfAllowed(kind),
 		Upstream:    x.upstream,
 		ChatSession: x.chatSession,
 		Customer:    x.customer,
@@ -80,6 +81,15 @@ func (x *exchange) record(kind, outcome, reason string) *audit.Record {
 		rec.PrincipalSource = p.Source
 	}
 	return rec
+}
+
+// forwardedIfAllowed is the planned request on a record of a request
+// that is, or is about to be, forwarded; nil on a refusal.
+func (x *exchange) forwardedIfAllowed(kind string) *audit.Forwarded {
+	if kind == audit.KindIntent || x.upstream != nil {
+		return x.forwarded
+	}
+	return nil
 }
 
 // setPlaceholders sets {http.reset_guard.*} on the request's replacer.

@@ -82,7 +82,9 @@ type exchange struct {
 	// pre is the body already read and judged (SOAP route), or nil.
 	pre *soapCheck
 
-	start     time.Time
+	start time.Time
+	// path is the client's escaped path, as asked: the record's url.path.
+	path      string
 	requestID string
 	sourceIP  string
 	sessionID int32
@@ -96,8 +98,11 @@ type exchange struct {
 	// session is the current ChatSessionEntity, when looked up.
 	session map[string]any
 
-	decision *audit.Decision
-	verdict  string
+	// forwarded is the request an allowed reset is sent on as, once the
+	// session id is known.
+	forwarded *audit.Forwarded
+	decision  *audit.Decision
+	verdict   string
 	// decided is when the guard let the request go or refused it.
 	decided time.Time
 
@@ -125,6 +130,7 @@ var steps = []step{
 	(*Handler).checkAudit,
 	(*Handler).checkMethod,
 	(*Handler).checkFraming,
+	(*Handler).checkBinding,
 	(*Handler).readSessionID,
 	(*Handler).authenticate,
 	(*Handler).identify,
@@ -149,7 +155,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, t classify.Target, pre *soapCheck) *exchange {
 	x := &exchange{w: w, r: r, t: t, pre: pre, start: time.Now(), verdict: verdictRefused,
-		requestID: requestID(r), sourceIP: clientIP(r)}
+		path: r.URL.EscapedPath(), requestID: requestID(r), sourceIP: clientIP(r)}
 	// One id ties the client's view, the backend's logs and the audit
 	// record together: echoed to the client, sent on to the backend.
 	w.Header().Set("X-Request-Id", x.requestID)
@@ -244,6 +250,7 @@ func (h *Handler) readSessionID(x *exchange) *refusal.Refusal {
 		return ref
 	}
 	x.sessionID = id
+	x.planForward()
 	return nil
 }
 

@@ -101,8 +101,8 @@ func NewIntent(r *Record) *Record {
 		PrincipalSource: r.PrincipalSource,
 		Route:           r.Route, SessionID: r.SessionID,
 		CredScheme: r.CredScheme, Fingerprint: r.Fingerprint,
-		Decision: r.Decision,
-		Kind:     KindIntent,
+		Decision: r.Decision, Forwarded: r.Forwarded,
+		Kind: KindIntent,
 	}
 }
 

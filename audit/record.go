@@ -56,6 +56,9 @@ type Record struct {
 	CredScheme  string
 	Fingerprint string
 	Decision    *Decision
+	// Forwarded is the request the guard sends the backend when it
+	// allows the reset: nil on a refusal.
+	Forwarded   *Forwarded
 	Upstream    *Upstream
 	ChatSession *ChatSession
 	// Chain is the record's place in a FileSink's hash chain, set by
@@ -89,6 +92,18 @@ type Decision struct {
 	Query    string
 	Revision string
 	Eval     time.Duration
+}
+
+// Forwarded is what the backend receives for an allowed reset: the
+// request the guard rebuilt from what it decided, not the client's
+// spelling of it.
+type Forwarded struct {
+	// Path is the escaped path sent on.
+	Path string
+	// Body is the body the guard wrote in place of the client's (the
+	// Agents route's {"ChatSessionId":N}); "" when the client's body is
+	// sent as read (SOAP) or none is sent (REST).
+	Body string
 }
 
 // Upstream is the backend's part; nil when the request was not forwarded.
@@ -193,6 +208,13 @@ func (r *Record) marshalResetGuard(e zapcore.ObjectEncoder) error {
 			e.AddString("query", d.Query)
 			e.AddString("policy_revision", d.Revision)
 			e.AddInt64("eval_ns", int64(d.Eval))
+			return nil
+		}))
+	}
+	if f := r.Forwarded; f != nil {
+		_ = e.AddObject("forwarded", objectFunc(func(e zapcore.ObjectEncoder) error {
+			e.AddString("path", f.Path)
+			addString(e, "body", f.Body)
 			return nil
 		}))
 	}

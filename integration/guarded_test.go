@@ -6,7 +6,9 @@ package integration_test
 // client would send are in hostile_clients_test.go.
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -70,7 +72,8 @@ func TestResetMethodAndSessionID(t *testing.T) {
 }
 
 // TestResetAgentsRoute: the Agents route's session id is read from each
-// body format, and the body reaches the backend as the client sent it.
+// body format, and the backend receives the canonical request the guard
+// decided on: the canonical route, and {"ChatSessionId":N} as JSON.
 func TestResetAgentsRoute(t *testing.T) {
 	const agents = "/api/v1/Agents/Chat/ResetChatSession"
 	runCases(t, []itCase{
@@ -79,28 +82,21 @@ func TestResetAgentsRoute(t *testing.T) {
 			headers: map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/json"},
 			body:    `{"ChatSessionId": 831}`, wantStatus: 200, wantForwarded: true,
 			wantAudit: withFields(allowedRecord(831, "basic"), "resetguard.route", "agents"),
-			check: func(t *testing.T, _ *http.Response, _ []byte, _ map[string]any, got []received) {
-				if string(got[0].Body) != `{"ChatSessionId": 831}` {
-					t.Errorf("backend got body %q, want the client's body unchanged", got[0].Body)
-				}
-			},
+			check:     canonicalAgents("/api/v1/Agents/Chat/ResetChatSession", 831),
 		},
 		{
 			name: "Agents route with form body", method: "POST", path: "/SuperOffice/api/v1/agents/chat/resetchatsession",
 			headers: map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/x-www-form-urlencoded"},
 			body:    "ChatSessionId=831", wantStatus: 200, wantForwarded: true,
 			wantAudit: withFields(allowedRecord(831, "basic"), "resetguard.route", "agents"),
-			check: func(t *testing.T, _ *http.Response, _ []byte, _ map[string]any, got []received) {
-				if string(got[0].Body) != "ChatSessionId=831" {
-					t.Errorf("backend got body %q", got[0].Body)
-				}
-			},
+			check:     canonicalAgents("/SuperOffice/api/v1/Agents/Chat/ResetChatSession", 831),
 		},
 		{
 			name: "Agents route with XML body", method: "POST", path: agents,
 			headers:    map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/xml"},
 			body:       `<ResetChatSession xmlns="http://www.superoffice.net/ws/crm/NetServer/Services88"><ChatSessionId>831</ChatSessionId></ResetChatSession>`,
 			wantStatus: 200, wantForwarded: true, wantAudit: withFields(allowedRecord(831, "basic"), "resetguard.route", "agents"),
+			check: canonicalAgents("/api/v1/Agents/Chat/ResetChatSession", 831),
 		},
 		{
 			name: "Agents route without an id", method: "POST", path: agents,
@@ -133,6 +129,76 @@ func TestNonResetPassesUntouched(t *testing.T) {
 		{
 			name: "non-reset Pickup passes untouched", method: "POST", path: "/api/v1/ChatSession/427/Pickup",
 			wantStatus: 200, wantForwarded: true, wantAudit: nil,
+		},
+	})
+}
+
+// canonicalAgents checks that the backend received the canonical Agents
+// request for id on path, and that the record names what was forwarded.
+func canonicalAgents(path string, id int) func(*testing.T, *http.Response, []byte, map[string]any, []received) {
+	return func(t *testing.T, _ *http.Response, _ []byte, rec map[string]any, got []received) {
+		t.Helper()
+		body := fmt.Sprintf(`{"ChatSessionId":%d}`, id)
+		// The backend notes RawPath|Path; a canonical path needs no escaping.
+		if got[0].Path != "|"+path || string(got[0].Body) != body ||
+			got[0].Header.Get("Content-Type") != "application/json; charset=utf-8" ||
+			got[0].Header.Get("Content-Length") != strconv.Itoa(len(body)) {
+			t.Errorf("backend got %s %q (%s, length %s), want %s %q as JSON",
+				got[0].Path, got[0].Body, got[0].Header.Get("Content-Type"), got[0].Header.Get("Content-Length"), path, body)
+		}
+		if p := field(rec, "resetguard.forwarded.path"); p != path {
+			t.Errorf("record resetguard.forwarded.path = %v, want %s", p, path)
+		}
+		if b := field(rec, "resetguard.forwarded.body"); b != body {
+			t.Errorf("record resetguard.forwarded.body = %v, want %s", b, body)
+		}
+	}
+}
+
+// TestCanonicalForwarding: what the guard decided is what the backend
+// receives. A reset however spelled reaches the backend, through Caddy's
+// reverse_proxy, as the canonical route with the decided id; a request
+// naming the id where the backend could bind another one is refused.
+func TestCanonicalForwarding(t *testing.T) {
+	bot := map[string]string{"Authorization": basic("bot", "hunter2")}
+	canonicalREST := func(want string) func(*testing.T, *http.Response, []byte, map[string]any, []received) {
+		return func(t *testing.T, _ *http.Response, _ []byte, rec map[string]any, got []received) {
+			t.Helper()
+			if got[0].Path != "|"+want || len(got[0].Body) != 0 {
+				t.Errorf("backend got %s with a %d-byte body, want |%s and none", got[0].Path, len(got[0].Body), want)
+			}
+			if p := field(rec, "resetguard.forwarded.path"); p != want {
+				t.Errorf("record resetguard.forwarded.path = %v, want %s", p, want)
+			}
+		}
+	}
+	runCases(t, []itCase{
+		{
+			name: "odd spelling forwarded canonical", method: "POST", headers: bot,
+			path:       "/SuperOffice/x/..%2F/API/v1/chatsession/0427/(S(abc))/Reset.%20/",
+			wantStatus: 200, wantForwarded: true, wantAudit: allowedRecord(427, "basic"),
+			check: canonicalREST("/SuperOffice/api/v1/ChatSession/427/Reset"),
+		},
+		{
+			name: "empty JSON body dropped", method: "POST", path: "/api/v1/ChatSession/427/Reset",
+			headers: map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/json"}, body: "{}",
+			wantStatus: 200, wantForwarded: true, wantAudit: allowedRecord(427, "basic"),
+			check: canonicalREST("/api/v1/ChatSession/427/Reset"),
+		},
+		{
+			name: "id in the query beside the path", method: "POST", path: "/api/v1/ChatSession/427/Reset?chatSessionId=9", headers: bot,
+			wantStatus: 400, wantReason: "session_id_ambiguous", wantAudit: deniedRecord(400, "session_id_ambiguous"),
+		},
+		{
+			name: "id in a REST body", method: "POST", path: "/api/v1/ChatSession/427/Reset",
+			headers: map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/x-www-form-urlencoded"},
+			body:    "chatSessionId=9", wantStatus: 400, wantReason: "request_body_refused", wantAudit: deniedRecord(400, "request_body_refused"),
+		},
+		{
+			name: "prefixed id in an Agents form body", method: "POST", path: "/api/v1/Agents/Chat/ResetChatSession",
+			headers: map[string]string{"Authorization": basic("bot", "hunter2"), "Content-Type": "application/x-www-form-urlencoded"},
+			body:    "ChatSessionId=427&request.ChatSessionId=9", wantStatus: 400, wantReason: "session_id_ambiguous",
+			wantAudit: deniedRecord(400, "session_id_ambiguous"),
 		},
 	})
 }

@@ -238,7 +238,7 @@ func TestHostileAgentsBodies(t *testing.T) {
 		{name: "agents chunked", target: agents, auth: "mallory", headers: jsonType,
 			framing: "Transfer-Encoding: chunked\r\n\r\n" + chunked(`{"ChatSessionId":427}`), wantStatus: 403, wantReason: "mallory_refused", wantAudit: 1},
 		{name: "agents id also in the query", target: agents + "?ChatSessionId=666", auth: "bot", headers: jsonType,
-			body: `{"ChatSessionId":427}`, wantStatus: 400, wantReason: "bad_session_id", wantAudit: 1},
+			body: `{"ChatSessionId":427}`, wantStatus: 400, wantReason: "session_id_ambiguous", wantAudit: 1},
 		// Go's server lets chunked win and drops the Content-Length, so
 		// the guard reads the chunked body.
 		{name: "agents content-length and chunked", target: agents, auth: "mallory", headers: jsonType,

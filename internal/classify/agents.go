@@ -20,21 +20,19 @@ import (
 // type the guard cannot read: the id cannot be known, so it is refused.
 var errUnsupportedBody = errors.New("request body media type not supported on the reset route")
 
+// msgBodyAmbiguous is the client's message for an Agents body naming the
+// id somewhere besides its one top-level ChatSessionId field.
+const msgBodyAmbiguous = "the request body must name ChatSessionId once, as a top-level field"
+
 // agentsIDField is the Agents API's parameter name; the backend's model
 // binder matches it case-insensitively.
 const agentsIDField = "chatsessionid"
 
 // AgentsSessionID reads the ChatSessionId of an Agents ResetChatSession
 // request from its body, which it reads with ReadBody (bounded by
-// maxBytes and timeout) and restores for the backend. An id named in the
-// query string as well is refused before the body is read: a model
-// binder might prefer that one. Every failure is the refusal the client
-// gets.
+// maxBytes and timeout) and restores for the backend. The query string
+// is CheckQuery's. Every failure is the refusal the client gets.
 func AgentsSessionID(w http.ResponseWriter, r *http.Request, maxBytes int64, timeout time.Duration) (int32, *refusal.Refusal) {
-	if queryNamesSessionID(r.URL.RawQuery) {
-		return 0, refusal.New(http.StatusBadRequest, refusal.BadSessionID,
-			"ChatSessionId must be given in the body only, not in the query string")
-	}
 	body, ref := ReadBody(w, r, maxBytes, timeout)
 	if ref != nil {
 		return 0, ref
@@ -48,32 +46,14 @@ func AgentsSessionID(w http.ResponseWriter, r *http.Request, maxBytes int64, tim
 			"the request body must be JSON, XML or form-encoded").Wrap(err)
 	case errors.Is(err, errXMLDTD):
 		return 0, xmlDTDRefusal(err)
+	case errors.Is(err, errSessionIDAmbiguous):
+		return 0, refusal.New(http.StatusBadRequest, refusal.SessionIDAmbiguous, msgBodyAmbiguous).Wrap(err)
 	case errors.Is(err, errBadSessionID):
 		return 0, refusal.New(http.StatusBadRequest, refusal.BadSessionID, msgBadSessionID).Wrap(err)
 	default:
 		return 0, refusal.New(http.StatusBadRequest, refusal.BadSessionID,
 			"the request body holds no single valid ChatSessionId").Wrap(err)
 	}
-}
-
-// queryNamesSessionID reports whether a query string has a parameter a
-// model binder could take for ChatSessionId: the name itself or a
-// prefixed one (request.ChatSessionId), in any case, encoded or not.
-func queryNamesSessionID(rawQuery string) bool {
-	if rawQuery == "" {
-		return false
-	}
-	for _, part := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
-		name, _, _ := strings.Cut(part, "=")
-		if n, err := url.QueryUnescape(name); err == nil {
-			name = n
-		}
-		name = strings.TrimSpace(name)
-		if len(name) >= len(agentsIDField) && strings.EqualFold(name[len(name)-len(agentsIDField):], agentsIDField) {
-			return true
-		}
-	}
-	return false
 }
 
 // sessionIDFromBody reads the ChatSessionId of an Agents
@@ -159,6 +139,9 @@ func idFromJSON(body []byte) (string, error) {
 			return "", fmt.Errorf("json body: %w", err)
 		}
 		if !strings.EqualFold(key, agentsIDField) {
+			if namesSessionID(key, false) || jsonNamesSessionID(v) {
+				return "", errSessionIDAmbiguous
+			}
 			continue
 		}
 		found++
@@ -232,11 +215,14 @@ func idFromForm(body []byte) (string, error) {
 	var id string
 	found := 0
 	for k, vs := range vals {
-		if strings.EqualFold(k, agentsIDField) {
+		switch {
+		case strings.EqualFold(k, agentsIDField):
 			found += len(vs)
 			if len(vs) > 0 {
 				id = vs[0]
 			}
+		case namesSessionID(k, false):
+			return "", errSessionIDAmbiguous
 		}
 	}
 	return oneID(id, found)

@@ -39,7 +39,12 @@ var bodyCases = []bodyCase{
 	{"json string value", ctJSON, `{"ChatSessionId":"831"}`, 831, false},
 	{"json leading zero in string", ctJSON, `{"ChatSessionId":"0831"}`, 831, false},
 	{"json whitespace", ctJSON, " \n{ \"ChatSessionId\" : 831 }\n ", 831, false},
-	{"json extra fields", ctJSON, `{"a":1,"ChatSessionId":831,"b":{"c":[1,2,{"ChatSessionId":5}]},"d":null}`, 831, false},
+	{"json extra fields", ctJSON, `{"a":1,"ChatSessionId":831,"b":{"c":[1,2,{"x":5}]},"d":null}`, 831, false},
+	// An id named again, nested or prefixed, is ambiguous: refused.
+	{"json nested id", ctJSON, `{"a":1,"ChatSessionId":831,"b":{"c":[1,2,{"ChatSessionId":5}]},"d":null}`, 0, false},
+	{"json prefixed key", ctJSON, `{"ChatSessionId":831,"request.chatSessionId":5}`, 0, false},
+	{"form prefixed key", ctForm, `ChatSessionId=831&request.ChatSessionId=5`, 0, false},
+	{"form bracketed key", ctForm, `ChatSessionId=831&request%5BChatSessionId%5D=5`, 0, false},
 	{"json max", ctJSON, `{"ChatSessionId":2147483647}`, 2147483647, false},
 	{"json charset", "application/json; charset=utf-8", `{"ChatSessionId":831}`, 831, false},
 	{"json upper-case media type", "Application/JSON", `{"ChatSessionId":831}`, 831, false},
@@ -190,29 +195,6 @@ func FuzzSessionIDFromBody(f *testing.F) {
 	})
 }
 
-func TestQueryNamesSessionID(t *testing.T) {
-	for _, tc := range []struct {
-		query string
-		want  bool
-	}{
-		{"", false},
-		{"x=1", false},
-		{"$select=Status,ChatSessionId&x=1", false},
-		{"ChatSessionIdx=1", false},
-		{"ChatSessionId=1", true},
-		{"chatsessionid", true},
-		{"x=1;CHATSESSIONID=2", true},
-		{"request.ChatSessionId=666", true},
-		{"request.Chat%53essionId=666", true},
-		{"%20ChatSessionId%20=1", true},
-		{"Chat%zzSessionId=1", false},
-	} {
-		if got := queryNamesSessionID(tc.query); got != tc.want {
-			t.Errorf("queryNamesSessionID(%q) = %v, want %v", tc.query, got, tc.want)
-		}
-	}
-}
-
 // TestAgentsSessionID: each way an Agents request fails is the refusal
 // the client gets, with its status, reason and fixed message; a good one
 // gives the id and leaves the body for the backend.
@@ -230,11 +212,10 @@ func TestAgentsSessionID(t *testing.T) {
 	}{
 		{"json", "/", ctJSON, `{"ChatSessionId":831}`, 831, 0, "", ""},
 		{"form, other query parameters", "/?x=1", ctForm, `ChatSessionId=831`, 831, 0, "", ""},
-		{"id in the query as well", "/?ChatSessionId=1", ctJSON, `{"ChatSessionId":831}`, 0, 400, refusal.BadSessionID,
-			"ChatSessionId must be given in the body only, not in the query string"},
-		// The query is judged before the body is read.
-		{"id in the query, body past the bound", "/?request.chatsessionid=1", ctJSON, strings.Repeat(" ", 100), 0, 400, refusal.BadSessionID,
-			"ChatSessionId must be given in the body only, not in the query string"},
+		{"prefixed form name beside the id", "/", ctForm, `ChatSessionId=831&request.ChatSessionId=1`, 0, 400, refusal.SessionIDAmbiguous, msgBodyAmbiguous},
+		{"bracketed form name alone", "/", ctForm, `request[ChatSessionId]=1`, 0, 400, refusal.SessionIDAmbiguous, msgBodyAmbiguous},
+		{"nested json id", "/", ctJSON, `{"ChatSessionId":8,"r":{"chatSessionId":1}}`, 0, 400, refusal.SessionIDAmbiguous, msgBodyAmbiguous},
+		{"prefixed json key", "/", ctJSON, `{"request.ChatSessionId":1}`, 0, 400, refusal.SessionIDAmbiguous, msgBodyAmbiguous},
 		{"unsupported media type", "/", "text/plain", `ChatSessionId=831`, 0, 415, refusal.UnsupportedMediaType,
 			"the request body must be JSON, XML or form-encoded"},
 		{"malformed media type", "/", "json", `{"ChatSessionId":831}`, 0, 415, refusal.UnsupportedMediaType,

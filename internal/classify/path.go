@@ -12,6 +12,7 @@
 package classify
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -40,9 +41,15 @@ type Target struct {
 	Tenant string
 	// IDSegment is the REST route's {chatSessionId} segment, decoded.
 	IDSegment string
-	// Prefix is the normalised path before /api ("" or "/superoffice"),
-	// for calls to other backend routes under the same installation.
+	// Prefix is the normalised path before /api ("" or "/SuperOffice",
+	// decoded, case kept), for calls to other backend routes under the
+	// same installation and for the forwarded path.
 	Prefix string
+	// Version is the segment after /api ("v1") on the REST and Agents
+	// routes, as the path spells it.
+	Version string
+	// soapPath is the whole normalised path of a SOAP target.
+	soapPath string
 }
 
 // maxDecodeRounds bounds repeated percent-decoding: a double-encoded
@@ -52,7 +59,9 @@ const maxDecodeRounds = 4
 
 // Path maps an escaped request path (as the proxy will send it) to a
 // guarded route. It errs toward guarding: anything whose normalised form
-// ends in a reset route is guarded, whatever the prefix or spelling.
+// ends in a reset route is guarded, whatever the prefix or spelling, and
+// a path whose dot segments the backend might read two ways is guarded
+// when either reading reaches Reset.
 //
 // Paths that contain no '%', no '\', no "reset" and no ".svc" in any
 // case cannot normalise to a reset route and are answered without
@@ -61,16 +70,26 @@ func Path(escapedPath string) Target {
 	if !mightBeReset(escapedPath) {
 		return Target{}
 	}
-	segs := normalisePath(escapedPath)
+	segs, ambiguous := normalisePath(escapedPath, false)
+	if t := match(segs); t.Route != None || !ambiguous {
+		return t
+	}
+	segs, _ = normalisePath(escapedPath, true)
+	return match(segs)
+}
+
+// match finds a reset route at the end of normalised segments.
+func match(segs []string) Target {
 	n := len(segs)
 	// EqualFold, not ==: it folds Unicode look-alikes such as 'ſ' (U+017F)
 	// to 's', as a case-insensitive .NET router may.
 	eq := strings.EqualFold
 	if n >= 5 && eq(segs[n-1], "reset") && eq(segs[n-3], "chatsession") && eq(segs[n-5], "api") {
-		return Target{Route: REST, Tenant: tenantBefore(segs, n-5), IDSegment: segs[n-2], Prefix: prefixOf(segs, n-5)}
+		return Target{Route: REST, Tenant: tenantBefore(segs, n-5), IDSegment: segs[n-2],
+			Prefix: prefixOf(segs, n-5), Version: segs[n-4]}
 	}
 	if n >= 5 && eq(segs[n-1], "resetchatsession") && eq(segs[n-2], "chat") && eq(segs[n-3], "agents") && eq(segs[n-5], "api") {
-		return Target{Route: Agents, Tenant: tenantBefore(segs, n-5), Prefix: prefixOf(segs, n-5)}
+		return Target{Route: Agents, Tenant: tenantBefore(segs, n-5), Prefix: prefixOf(segs, n-5), Version: segs[n-4]}
 	}
 	// The SOAP endpoint: any segment naming the Chat service, also with
 	// WCF path info after it (Chat.svc/basic), whose endpoint the backend
@@ -81,10 +100,28 @@ func Path(escapedPath string) Target {
 			if k >= 2 && eq(segs[k-2], "remote") {
 				base = k - 2
 			}
-			return Target{Route: SOAP, Tenant: tenantBefore(segs, base), Prefix: prefixOf(segs, base)}
+			return Target{Route: SOAP, Tenant: tenantBefore(segs, base), Prefix: prefixOf(segs, base),
+				soapPath: prefixOf(segs, len(segs))}
 		}
 	}
 	return Target{}
+}
+
+// ForwardPath is the path an allowed request on this target is forwarded
+// with: the normalised prefix and the route spelled canonically, with the
+// decided session id on the REST route, so that the backend acts on what
+// the guard decided rather than on its own reading of the client's
+// spelling. The SOAP route keeps its normalised path, whose endpoint and
+// path info the backend resolves. It is unescaped, as url.URL.Path.
+func (t Target) ForwardPath(id int32) string {
+	switch t.Route {
+	case REST:
+		return t.Prefix + "/api/" + t.Version + "/ChatSession/" + strconv.FormatInt(int64(id), 10) + "/Reset"
+	case Agents:
+		return t.Prefix + "/api/" + t.Version + "/Agents/Chat/ResetChatSession"
+	default:
+		return t.soapPath
+	}
 }
 
 // isChatService reports whether a normalised path segment may name the
@@ -104,7 +141,7 @@ func tenantBefore(segs []string, api int) string {
 		return ""
 	}
 	s := segs[api-1]
-	if len(s) > 4 && s[:4] == "cust" {
+	if len(s) > 4 && strings.EqualFold(s[:4], "cust") {
 		for i := 4; i < len(s); i++ {
 			if s[i] < '0' || s[i] > '9' {
 				return ""
@@ -143,12 +180,18 @@ func mightBeReset(p string) bool {
 	return false
 }
 
-// normalisePath returns the lower-cased, non-empty segments of p after
+// normalisePath returns the non-empty segments of p (case kept) after
 // percent-decoding (repeatedly), turning '\' into '/', dropping ';'
-// parameters and trailing dots or spaces of segments (IIS ignores both),
-// and resolving "." and "..". A trailing slash and duplicate slashes
+// parameters and what follows a NUL, removing cookieless-state segments
+// and trailing dots or spaces of segments (IIS ignores both), and
+// resolving "." and "..". A trailing slash and duplicate slashes
 // therefore vanish.
-func normalisePath(p string) []string {
+//
+// A segment of only dots and spaces other than "." and ".." (such as
+// ".. " or "...") may be read by the backend as a name trimmed to
+// nothing, or as a dot segment: dotsAsParent chooses "..", otherwise it
+// is dropped like ".". ambiguous reports whether p had such a segment.
+func normalisePath(p string, dotsAsParent bool) (segs []string, ambiguous bool) {
 	for range maxDecodeRounds {
 		if !strings.Contains(p, "%") {
 			break
@@ -161,9 +204,11 @@ func normalisePath(p string) []string {
 	}
 	p = strings.ReplaceAll(p, `\`, "/")
 	raw := strings.Split(p, "/")
-	segs := make([]string, 0, len(raw))
+	segs = make([]string, 0, len(raw))
 	for _, s := range raw {
-		if i := strings.IndexByte(s, ';'); i >= 0 {
+		if i := strings.IndexAny(s, ";\x00"); i >= 0 {
+			// Path parameters, and a C string's end as native code
+			// below ASP.NET may read it.
 			s = s[:i]
 		}
 		if isCookieless(s) {
@@ -171,22 +216,22 @@ func normalisePath(p string) []string {
 			// routing: …/427/(S(x))/Reset reaches Reset.
 			continue
 		}
-		switch s {
-		case "", ".":
-			continue
-		case "..":
+		trimmed := strings.TrimRightFunc(s, func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
+		parent := s == ".."
+		if trimmed == "" && s != ".." && strings.Contains(s, "..") {
+			ambiguous = true
+			parent = dotsAsParent
+		}
+		switch {
+		case parent:
 			if len(segs) > 0 {
 				segs = segs[:len(segs)-1]
 			}
-			continue
+		case trimmed != "":
+			segs = append(segs, trimmed)
 		}
-		s = strings.TrimRightFunc(s, func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
-		if s == "" {
-			continue
-		}
-		segs = append(segs, strings.ToLower(s))
 	}
-	return segs
+	return segs, ambiguous
 }
 
 // isCookieless reports whether seg is an ASP.NET cookieless-state

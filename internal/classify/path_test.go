@@ -101,7 +101,7 @@ var classifyCases = []classifyCase{
 	{"/api/v1/ChatSession/427/Reset.%20.", restTarget("", "427")},
 	{"/api/v1/ChatSession./427./Reset.", restTarget("", "427")},
 	// Non-numeric or odd id segments: still guarded, the id is refused later.
-	{"/api/v1/ChatSession/ABC/Reset", restTarget("", "abc")},
+	{"/api/v1/ChatSession/ABC/Reset", restTarget("", "ABC")},
 	{"/api/v1/ChatSession/-1/Reset", restTarget("", "-1")},
 	{"/api/v1/ChatSession/0427/Reset", restTarget("", "0427")},
 	{"/api/v1/ChatSession/0/Reset", restTarget("", "0")},
@@ -109,7 +109,7 @@ var classifyCases = []classifyCase{
 	{"/api/v1/ChatSession/%zz/Reset", restTarget("", "%zz")},
 	{"/api/v1/ChatSession/%/Reset", restTarget("", "%")},
 	{"/api/v1/ChatSession/4%202/Reset", restTarget("", "4 2")},
-	{"/api/v1/ChatSession/Reset/Reset", restTarget("", "reset")},
+	{"/api/v1/ChatSession/Reset/Reset", restTarget("", "Reset")},
 
 	// Agents.
 	{"/api/v1/Agents/Chat/ResetChatSession", agentsTarget("")},
@@ -194,7 +194,8 @@ var classifyCases = []classifyCase{
 func TestClassify(t *testing.T) {
 	for _, tc := range classifyCases {
 		got := Path(tc.path)
-		got.Prefix = "" // checked by TestClassifyPrefix
+		// Checked by TestClassifyPrefix and TestForwardPath.
+		got.Prefix, got.Version, got.soapPath = "", "", ""
 		if got != tc.want {
 			t.Errorf("Path(%q) = %+v, want %+v", tc.path, got, tc.want)
 		}
@@ -263,7 +264,7 @@ func TestNormalisePath(t *testing.T) {
 		{"", nil},
 		{"/", nil},
 		{"//", nil},
-		{"/A/b/", []string{"a", "b"}},
+		{"/A/b/", []string{"A", "b"}},
 		{"//a///b//", []string{"a", "b"}},
 		{"/a/./b", []string{"a", "b"}},
 		{"/a/../b", []string{"b"}},
@@ -271,7 +272,7 @@ func TestNormalisePath(t *testing.T) {
 		{"/a/b/../../..", nil},
 		{"/a/..;x/b", []string{"b"}},
 		{"/a/.;x/b", []string{"a", "b"}},
-		{`\a\B`, []string{"a", "b"}},
+		{`\a\B`, []string{"a", "B"}},
 		{`/a\..\b`, []string{"b"}},
 		{"/a%2Fb", []string{"a", "b"}},
 		{"/a%2fb", []string{"a", "b"}},
@@ -280,9 +281,9 @@ func TestNormalisePath(t *testing.T) {
 		{"/a%25252Fb", []string{"a", "b"}},
 		{"/a%2525252Fb", []string{"a", "b"}},
 		// Decoding stops after maxDecodeRounds rounds.
-		{"/a%252525252Fb", []string{"a%2fb"}},
+		{"/a%252525252Fb", []string{"a%2Fb"}},
 		{"/a/%2E%2E/b", []string{"b"}},
-		{"/A%42c", []string{"abc"}},
+		{"/A%42c", []string{"ABc"}},
 		{"/a%zz/b", []string{"a%zz", "b"}},
 		{"/%", []string{"%"}},
 		{"/a%2", []string{"a%2"}},
@@ -295,9 +296,11 @@ func TestNormalisePath(t *testing.T) {
 		{"/a%20/b", []string{"a", "b"}},
 		{"/%20a/b", []string{" a", "b"}},
 		{"/a%3Bx/b", []string{"a", "b"}},
+		{"/a%00x/b", []string{"a", "b"}},
+		{"/a/(S(x))/b/(A(y))(F(z))", []string{"a", "b"}},
 	}
 	for _, tc := range cases {
-		got := normalisePath(tc.path)
+		got, _ := normalisePath(tc.path, false)
 		if len(got) == 0 && len(tc.want) == 0 {
 			continue
 		}
@@ -346,12 +349,72 @@ func TestClassifyUnicodeLookAlikes(t *testing.T) {
 func TestClassifyPrefix(t *testing.T) {
 	for _, tc := range []struct{ path, want string }{
 		{"/api/v1/ChatSession/427/Reset", ""},
-		{"/SuperOffice/api/v1/ChatSession/427/Reset", "/superoffice"},
-		{"/Cust12345/api/v1/Agents/Chat/ResetChatSession", "/cust12345"},
+		{"/SuperOffice/api/v1/ChatSession/427/Reset", "/SuperOffice"},
+		{"/Cust12345/api/v1/Agents/Chat/ResetChatSession", "/Cust12345"},
+		{"/Super%4Ffffice./(S(x))/api/v1/ChatSession/427/Reset", "/SuperOfffice"},
 		{"/a//b/../c/api/v1/ChatSession/427/Reset", "/a/c"},
 	} {
 		if got := Path(tc.path).Prefix; got != tc.want {
 			t.Errorf("Path(%q).Prefix = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+}
+
+// TestNormalisePathAmbiguousDots: a segment of dots and spaces that is
+// neither "." nor ".." has two readings, and Path guards the request if
+// either reaches Reset.
+func TestNormalisePathAmbiguousDots(t *testing.T) {
+	cases := []struct {
+		path          string
+		asName, asUp  []string
+		wantAmbiguous bool
+	}{
+		{"/a/.. /b", []string{"a", "b"}, []string{"b"}, true},
+		{"/a/.../b", []string{"a", "b"}, []string{"b"}, true},
+		{"/a/..%20%20/b", []string{"a", "b"}, []string{"b"}, true},
+		{"/a/. ./b", []string{"a", "b"}, []string{"a", "b"}, false},
+		{"/a/../b", []string{"b"}, []string{"b"}, false},
+	}
+	for _, tc := range cases {
+		name, amb := normalisePath(tc.path, false)
+		up, _ := normalisePath(tc.path, true)
+		if !slices.Equal(name, tc.asName) || !slices.Equal(up, tc.asUp) || amb != tc.wantAmbiguous {
+			t.Errorf("normalisePath(%q) = %q / %q (ambiguous %v), want %q / %q (%v)",
+				tc.path, name, up, amb, tc.asName, tc.asUp, tc.wantAmbiguous)
+		}
+	}
+	for _, p := range []string{
+		"/api/v1/ChatSession/427/Reset/x/.. ",   // ".. " read as ".."
+		"/api/v1/ChatSession/427/Reset/.../",    // "..." read as a trimmed name
+		"/api/v1/ChatSession/427/Reset/x/...",   // "..." read as ".."
+		"/api/v1/ChatSession/427/Reset/x/..%2e", // decoded to "..."
+	} {
+		if got := Path(p); got.Route != REST || got.IDSegment != "427" {
+			t.Errorf("Path(%q) = %+v, want the REST reset of 427", p, got)
+		}
+	}
+}
+
+// TestForwardPath: the path an allowed reset is forwarded with is the
+// normalised prefix and the canonical route, whatever the client spelled.
+func TestForwardPath(t *testing.T) {
+	cases := []struct {
+		path string
+		id   int32
+		want string
+	}{
+		{"/api/v1/ChatSession/427/Reset", 427, "/api/v1/ChatSession/427/Reset"},
+		{"/Cust12345/API/V1/chatsession/0427/RESET/", 427, "/Cust12345/api/V1/ChatSession/427/Reset"},
+		{"/SuperOffice/x/../api/v1/ChatSession/427/(S(abc))/Reset.", 427, "/SuperOffice/api/v1/ChatSession/427/Reset"},
+		{"/%53uperOffice/api/v1/ChatSession/%34%32%37/Reset%20", 427, "/SuperOffice/api/v1/ChatSession/427/Reset"},
+		{`\SuperOffice\api\v1\Agents\Chat\ResetChatSession`, 427, "/SuperOffice/api/v1/Agents/Chat/ResetChatSession"},
+		{"/Cust1/api/v1/agents/chat/resetchatsession;x", 9, "/Cust1/api/v1/Agents/Chat/ResetChatSession"},
+		{"/SuperOffice/Remote/Services88/Chat.svc/basic", 9, "/SuperOffice/Remote/Services88/Chat.svc/basic"},
+		{"/SuperOffice/Remote//Services88/./CHAT~1.SVC.", 9, "/SuperOffice/Remote/Services88/CHAT~1.SVC"},
+	}
+	for _, tc := range cases {
+		if got := Path(tc.path).ForwardPath(tc.id); got != tc.want {
+			t.Errorf("Path(%q).ForwardPath(%d) = %q, want %q", tc.path, tc.id, got, tc.want)
 		}
 	}
 }

@@ -112,10 +112,13 @@ func xmlDTDRefusal(err error) *refusal.Refusal {
 // segment: WCF path info selecting an endpoint, which may name the
 // operation too.
 func soapPathInfo(escapedPath string) []string {
-	segs := normalisePath(escapedPath)
-	for i, s := range segs {
-		if isChatService(s) {
-			return segs[i+1:]
+	// The same reading of ambiguous dot segments as Path's.
+	for _, dotsAsParent := range []bool{false, true} {
+		segs, _ := normalisePath(escapedPath, dotsAsParent)
+		for i, s := range segs {
+			if isChatService(s) {
+				return segs[i+1:]
+			}
 		}
 	}
 	return nil

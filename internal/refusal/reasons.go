@@ -22,6 +22,12 @@ const (
 	ConnectionHeaderRefused = "connection_header_refused"
 	// TrailersRefused: trailers would arrive after the guard decided.
 	TrailersRefused = "trailers_refused"
+	// SessionIDAmbiguous: the request names the session id somewhere a
+	// model binder could read it besides the one place the guard read
+	// (the query string, a prefixed or nested body field).
+	SessionIDAmbiguous = "session_id_ambiguous"
+	// RequestBodyRefused: a REST reset, which takes no body, came with one.
+	RequestBodyRefused = "request_body_refused"
 )
 
 // Credential refusals (401).
