@@ -299,8 +299,22 @@ func (h *Handler) identify(x *exchange) *refusal.Refusal {
 			zap.String("reason", ref.Reason()), zap.Error(ref.Err))
 		return ref
 	}
+	if ref := tenantMatches(x.t.Tenant, p); ref != nil {
+		return ref
+	}
 	x.principal = p
 	return nil
+}
+
+// tenantMatches refuses a caller whose verified identity names another
+// Online tenant than the path: the guard would decide for Cust999 a reset
+// the backend performs in Cust12345. A principal without a tenant (a
+// deployment's own bot tokens) or a path without one is not compared.
+func tenantMatches(pathTenant string, p *credential.Principal) *refusal.Refusal {
+	if pathTenant == "" || p.Tenant == "" || strings.EqualFold(pathTenant, p.Tenant) {
+		return nil
+	}
+	return refusal.Unauthenticated(refusal.TenantMismatch, p.Source == "jwt")
 }
 
 // lookupSession reads the session as it is now, when configured, so

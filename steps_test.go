@@ -311,11 +311,11 @@ func TestRecordUserPrecedence(t *testing.T) {
 			want: map[string]any{"name": "bot"}, source: "none"},
 		{name: "online token tenant, no path tenant", path: "/api/v1/ChatSession/427/Reset", authz: "Bearer 8A:cust777.token",
 			want: map[string]any{"domain": "Cust777"}, source: "none"},
-		{name: "backend principal over basic user and path tenant", identity: backendID, path: "/Cust12345/api/v1/ChatSession/427/Reset",
+		{name: "backend principal over basic user and path tenant", identity: backendID, path: "/cust999/api/v1/ChatSession/427/Reset",
 			authz: basicAuthz("bot"), want: map[string]any{"id": "9", "name": "chatbot", "domain": "Cust999"}, source: "backend"},
 		{name: "backend principal subject over basic user", identity: backendID, path: "/Cust12345/api/v1/ChatSession/427/Reset",
 			authz: basicAuthz("svc"), want: map[string]any{"name": "SVC7", "domain": "Cust12345"}, source: "backend"},
-		{name: "jwt principal over path tenant", identity: jwtID, path: "/Cust12345/api/v1/ChatSession/427/Reset",
+		{name: "jwt principal over path tenant", identity: jwtID, path: "/CUST999/api/v1/ChatSession/427/Reset",
 			authz: "Bearer " + sign(map[string]any{"tenant": "cust999", "aid": "42"}),
 			want:  map[string]any{"id": "42", "name": "svc-bot", "domain": "Cust999"}, source: "jwt"},
 		{name: "jwt associate id past int32 kept whole", identity: jwtID, path: "/Cust12345/api/v1/ChatSession/427/Reset",
@@ -346,6 +346,41 @@ func TestRecordUserPrecedence(t *testing.T) {
 			if got, _ := repl.GetString("http.reset_guard.principal"); got != wantPrincipal {
 				t.Errorf("{http.reset_guard.principal} = %q, want %q", got, wantPrincipal)
 			}
+		})
+	}
+}
+
+// TestTenantMismatch: a verified identity of another Online tenant than
+// the path's is refused before the policy, whichever way it was
+// established; the guard would otherwise decide for one tenant a reset
+// the backend performs in another.
+func TestTenantMismatch(t *testing.T) {
+	jwtID, sign := jwtIdentity(t)
+	backendID := principalBackend(t)
+	tests := []struct {
+		name         string
+		identity     *Identity
+		authz        string
+		invalidToken bool
+	}{
+		{name: "jwt tenant claim", identity: jwtID, authz: "Bearer " + sign(map[string]any{"tenant": "Cust999"}), invalidToken: true},
+		{name: "backend principal's tenant", identity: backendID, authz: basicAuthz("bot")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, logs := provisioned(t, &Handler{Policy: testPolicy(), Identity: tt.identity})
+			r := httptest.NewRequest(http.MethodPost, "/Cust12345/api/v1/ChatSession/427/Reset", nil)
+			r.Header.Set("Authorization", tt.authz)
+			w, _, forwarded := serveStep(t, h, r)
+			if w.Code != http.StatusUnauthorized || forwarded {
+				t.Fatalf("status %d, forwarded %v; want 401, not forwarded: %s", w.Code, forwarded, w.Body)
+			}
+			checkStepBody(t, w, http.StatusUnauthorized, []string{"tenant_mismatch"})
+			if got := strings.Join(w.Header().Values("WWW-Authenticate"), ", "); strings.Contains(got, "invalid_token") != tt.invalidToken {
+				t.Errorf("WWW-Authenticate %q, invalid_token wanted: %v", got, tt.invalidToken)
+			}
+			_, ev := soleRecord(t, logs)
+			checkEvent(t, ev, "tenant_mismatch", "failure", "denied")
 		})
 	}
 }
