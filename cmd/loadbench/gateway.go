@@ -140,14 +140,21 @@ func bareConfig(backend string) func(string) map[string]any {
 	return func(listen string) map[string]any { return baseConfig(listen, proxyTo(backend)) }
 }
 
-func guardedConfig(backend, policy, query, auditFile, fsync string) func(string) map[string]any {
+// guardedConfig is reset_guard in front of the bare gateway's proxy.
+// Both identity sources are configured, as a deployment with bots on
+// JWTs and onsite users on Basic would: a JWT bearer is verified against
+// jwksFile, any other credential's principal is looked up at the backend.
+func guardedConfig(backend, policy, query, jwksFile, auditFile, fsync string) func(string) map[string]any {
 	return func(listen string) map[string]any {
 		guard := map[string]any{
 			"handler":         "reset_guard",
 			"policy":          map[string]any{"paths": []string{policy}, "query": query, "timeout": "100ms"},
 			"fingerprint_key": "loadbench",
-			"identity": map[string]any{"principal_lookup": map[string]any{
-				"upstream": "http://" + backend, "timeout": "2s", "ttl": "10m", "max_entries": 10000}},
+			"identity": map[string]any{
+				"jwt": jwtIdentity(jwksFile),
+				"principal_lookup": map[string]any{
+					"upstream": "http://" + backend, "timeout": "2s", "ttl": "10m", "max_entries": 10000},
+			},
 			"audit": map[string]any{"file": map[string]any{"path": auditFile, "fsync": fsync, "fsync_interval": "1s"}},
 		}
 		return baseConfig(listen, guard, proxyTo(backend))

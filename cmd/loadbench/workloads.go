@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,14 +21,41 @@ type workload struct {
 	Name   string
 	method string
 	path   string
-	user   string // Basic user; the example policy lists "chatbot" as a bot
+	auth   string // the Authorization header
 	want   int    // the status the guarded gateway must answer
 }
 
-var workloads = []workload{
-	{Name: "allowed_reset", method: http.MethodPost, path: "/api/v1/ChatSession/427/Reset", user: "chatbot", want: http.StatusOK},
-	{Name: "denied_reset", method: http.MethodPost, path: "/api/v1/ChatSession/427/Reset", user: "agent7", want: http.StatusForbidden},
-	{Name: "pass_through", method: http.MethodGet, path: "/api/v1/ChatSession/427", user: "agent7", want: http.StatusOK},
+// The workloads, in run order. allowed_reset_jwt is the headline
+// case (a JWT-bearer bot, verified against a JWKS file: no backend call);
+// allowed_reset is the same reset as a Basic user whose principal the
+// guard looks up at the backend (cached after the first request).
+const (
+	allowedResetJWT = "allowed_reset_jwt"
+	allowedReset    = "allowed_reset"
+	deniedReset     = "denied_reset"
+	passThrough     = "pass_through"
+)
+
+// workloadNames lists every workload; all run unless -workloads picks.
+var workloadNames = []string{allowedResetJWT, allowedReset, deniedReset, passThrough}
+
+// newWorkloads builds the workloads named, in workloadNames' order;
+// bearer is the bot's signed JWT (botToken).
+func newWorkloads(names []string, bearer string) []workload {
+	basic := func(user string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":secret"))
+	}
+	const reset = "/api/v1/ChatSession/427/Reset"
+	all := []workload{
+		// The JWT bot is listed for tenant Cust12345 (see jwt.go), so its
+		// reset goes to that tenant's path.
+		{Name: allowedResetJWT, method: http.MethodPost, path: "/" + jwtTenant + reset, auth: "Bearer " + bearer, want: http.StatusOK},
+		// The example policy lists the onsite user "chatbot" as a bot.
+		{Name: allowedReset, method: http.MethodPost, path: reset, auth: basic("chatbot"), want: http.StatusOK},
+		{Name: deniedReset, method: http.MethodPost, path: reset, auth: basic("agent7"), want: http.StatusForbidden},
+		{Name: passThrough, method: http.MethodGet, path: "/api/v1/ChatSession/427", auth: basic("agent7"), want: http.StatusOK},
+	}
+	return slices.DeleteFunc(all, func(w workload) bool { return !slices.Contains(names, w.Name) })
 }
 
 // phase warms up, then drives g with wl for o.duration and adds what it
@@ -36,33 +66,50 @@ func phase(o options, g *gateway, wl workload, res *Result) error {
 		DisableCompression: true,
 	}}
 	defer client.CloseIdleConnections()
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(wl.user+":secret"))
 	url := "http://" + g.addr + wl.path
-	if _, err := drive(client, o.concurrency, o.warmup, wl, url, auth, g.name == "guarded", false); err != nil {
+	if _, err := drive(client, o.concurrency, o.warmup, wl, url, g.name == "guarded", false); err != nil {
 		return fmt.Errorf("%s on %s, warm-up: %w", wl.Name, g.name, err)
+	}
+	// Only the guarded gateway writes the audit file; the bare one has
+	// nothing to fsync.
+	var fsyncs *fsyncCounter
+	if o.countFsyncs && g.name == "guarded" {
+		var err error
+		if fsyncs, err = startFsyncCounter(g.cmd.Process.Pid, filepath.Join(o.dir, "perf.out")); err != nil {
+			return fmt.Errorf("counting fsyncs: %w", err)
+		}
+		if err := fsyncs.enable(); err != nil {
+			_, _ = fsyncs.stop()
+			return fmt.Errorf("counting fsyncs: %w", err)
+		}
 	}
 	cpu0, err := cpuSeconds(g.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
 	profiled := make(chan error, 1)
-	if o.cpuProfile != "" && g.name == "guarded" && wl.Name == "allowed_reset" && res.Requests == 0 && res.Seconds == 0 {
+	if o.cpuProfile != "" && g.name == "guarded" && wl.Name == o.profileWorkload && res.Requests == 0 && res.Seconds == 0 {
 		go func() { profiled <- cpuProfile(g, o.duration, o.cpuProfile) }()
 	} else {
 		profiled <- nil
 	}
 	start := time.Now()
-	lat, err := drive(client, o.concurrency, o.duration, wl, url, auth, g.name == "guarded", true)
+	lat, err := drive(client, o.concurrency, o.duration, wl, url, g.name == "guarded", true)
 	elapsed := time.Since(start)
+	cpu1, cpuErr := cpuSeconds(g.cmd.Process.Pid)
+	var synced int64
+	var syncErr error
+	if fsyncs != nil {
+		synced, syncErr = fsyncs.stop()
+	}
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w", wl.Name, g.name, err)
 	}
-	if err := <-profiled; err != nil {
+	if err := errors.Join(<-profiled, cpuErr); err != nil {
 		return err
 	}
-	cpu1, err := cpuSeconds(g.cmd.Process.Pid)
-	if err != nil {
-		return err
+	if syncErr != nil {
+		return fmt.Errorf("counting fsyncs: %w", syncErr)
 	}
 	rss, err := procStatus(g.cmd.Process.Pid, "VmHWM")
 	if err != nil {
@@ -73,6 +120,10 @@ func phase(o options, g *gateway, wl workload, res *Result) error {
 	res.Seconds += elapsed.Seconds()
 	res.cpu += cpu1 - cpu0
 	res.PeakRSSBytes = max(res.PeakRSSBytes, rss)
+	if fsyncs != nil {
+		res.fsyncs += synced
+		res.fsyncsCounted = true
+	}
 	return nil
 }
 
@@ -86,7 +137,7 @@ type driven struct {
 // answer; on the bare one: the backend's 200) counts as an error, and more
 // than 1 % of errors fails the run: a benchmark of failures measures
 // nothing.
-func drive(client *http.Client, n int, d time.Duration, wl workload, url, auth string, guarded, keep bool) (driven, error) {
+func drive(client *http.Client, n int, d time.Duration, wl workload, url string, guarded, keep bool) (driven, error) {
 	want := http.StatusOK
 	if guarded {
 		want = wl.want
@@ -108,14 +159,19 @@ func drive(client *http.Client, n int, d time.Duration, wl workload, url, auth s
 			lat := make([]time.Duration, 0, 1<<14)
 			for ctx.Err() == nil {
 				req, _ := http.NewRequest(wl.method, url, nil)
-				req.Header.Set("Authorization", auth)
+				req.Header.Set("Authorization", wl.auth)
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
+					if resp.StatusCode != want {
+						// The guard's error body names its reasons.
+						body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+						err = fmt.Errorf("status %d, want %d: %s", resp.StatusCode, want, bytes.TrimSpace(body))
+					}
+					_, copyErr := io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
-					if err == nil && resp.StatusCode != want {
-						err = fmt.Errorf("status %d, want %d", resp.StatusCode, want)
+					if err == nil {
+						err = copyErr
 					}
 				}
 				el := time.Since(t0)
@@ -142,11 +198,11 @@ func drive(client *http.Client, n int, d time.Duration, wl workload, url, auth s
 	return out, nil
 }
 
-// soak drives allowed resets at the guarded gateway for o.soak and
-// samples its RSS each second.
-func soak(o options, g *gateway) (*Soak, error) {
-	fmt.Fprintf(os.Stderr, "soak: %s of allowed resets on guarded\n", o.soak)
-	s := &Soak{}
+// soak drives wl at the guarded gateway for o.soak and samples its RSS
+// each second.
+func soak(o options, g *gateway, wl workload) (*Soak, error) {
+	fmt.Fprintf(os.Stderr, "soak: %s of %s on guarded\n", o.soak, wl.Name)
+	s := &Soak{Workload: wl.Name}
 	done := make(chan struct{})
 	var samples []int64
 	var sampleErr error
@@ -166,10 +222,8 @@ func soak(o options, g *gateway) (*Soak, error) {
 	}()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: o.concurrency, MaxIdleConnsPerHost: o.concurrency}}
 	defer client.CloseIdleConnections()
-	wl := workloads[0]
 	start := time.Now()
-	d, err := drive(client, o.concurrency, o.soak, wl, "http://"+g.addr+wl.path,
-		"Basic "+base64.StdEncoding.EncodeToString([]byte(wl.user+":secret")), true, true)
+	d, err := drive(client, o.concurrency, o.soak, wl, "http://"+g.addr+wl.path, true, true)
 	<-done
 	if err != nil {
 		return nil, fmt.Errorf("soak: %w", err)
