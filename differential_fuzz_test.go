@@ -21,19 +21,6 @@ import (
 	"github.com/resetguard/caddy-resetguard/internal/classify/soaptest"
 )
 
-// knownUntilCanonicalForwarding lists the id sources (backendOutcome
-// Source) through which the guard today decides on another id than the
-// backend may bind, because it forwards the request as the client sent
-// it. Issue 13's canonical forwarding (the request rebuilt from the
-// decided id; query and body fields that could bind another id refused)
-// removes them: delete this list with that change, and every seed below
-// must then pass.
-var knownUntilCanonicalForwarding = map[string]string{
-	srcRESTQuery:    "Web API binds ?chatSessionId= before the route's id",
-	srcFormJQuery:   "the jQuery form formatter binds ChatSessionId[] and Chat[]SessionId as ChatSessionId",
-	srcFormPrefixed: "a request parameter bound by name reads request.ChatSessionId, request[ChatSessionId], [ChatSessionId]",
-}
-
 // guardSeed is one request of FuzzGuardMatchesBackend's seed corpus.
 type guardSeed struct {
 	method, path, query, contentType, soapAction, override, body string
@@ -166,10 +153,7 @@ func FuzzGuardMatchesBackend(f *testing.F) {
 		for _, x := range v {
 			msg += "\t" + x.msg + "\n"
 		}
-		if slices.ContainsFunc(v, func(x violation) bool { return knownUntilCanonicalForwarding[x.source] == "" }) {
-			t.Fatal(msg)
-		}
-		t.Skip("known until canonical forwarding: " + msg)
+		t.Fatal(msg)
 	})
 }
 
