@@ -322,7 +322,7 @@ func TestUpstreamFailureRefusal(t *testing.T) {
 	repl := caddy.NewReplacer()
 	r = caddyhttp.PrepareRequest(r, repl, w, nil)
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
-		return caddyhttp.Error(http.StatusBadGateway, errors.New("dial tcp: connection refused"))
+		return dialRefused()
 	})
 	if err := h.ServeHTTP(w, r, next); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
 	"github.com/resetguard/caddy-resetguard/audit"
@@ -17,6 +19,12 @@ import (
 
 // forward sends an allowed request on, holds the response, decodes the
 // entity, writes the record and only then releases the response.
+//
+// Once the request is forwarded the backend may act on it, so the record
+// says failure only when the guard knows it did not: it answered a status
+// >= 300, or 2xx without an entity (judge), or it never received the
+// request (neverSent). Every other ending without an answer the guard
+// could judge is unknown (unansweredOutcome).
 func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 	x.upstream = &audit.Upstream{}
 	upStart := time.Now()
@@ -38,6 +46,8 @@ func (h *Handler) forward(x *exchange, next caddyhttp.Handler) error {
 		// record: cut the connection, as reverse_proxy asked.
 		panic(http.ErrAbortHandler)
 	case aborted:
+		// reverse_proxy breaks a response off only once the backend's
+		// headers are in: the backend had the request.
 		x.observeUpstream(held, upStart)
 		return h.finish(x, h.abandoned(x))
 	case !held.held():
@@ -79,7 +89,9 @@ func (x *exchange) observeUpstream(held *heldResponse, upStart time.Time) {
 // abandoned is the refusal for a response reverse_proxy broke off (the
 // upstream cut its body, or the client left) while it was still held:
 // nothing reached the client, so it gets a clean error instead of a
-// truncated entity.
+// truncated entity. The backend had begun to answer, so it received the
+// request and may have reset the session: the refusal carries no cause,
+// and its outcome is unknown.
 func (h *Handler) abandoned(x *exchange) *refusal.Refusal {
 	ref := refusal.New(http.StatusBadGateway, refusal.UpstreamIncomplete, refusal.MessageBackendFailed)
 	x.upstream.Error = "upstream response body incomplete"
@@ -100,7 +112,9 @@ func (h *Handler) abandoned(x *exchange) *refusal.Refusal {
 }
 
 // upstreamFailed is the refusal for a next handler that returned an error
-// without writing a response (backend unreachable, timed out).
+// without writing a response (backend unreachable, hung up, timed out, or
+// the client left first). It wraps err, from which finish tells whether
+// the backend can have received the request.
 func (h *Handler) upstreamFailed(x *exchange, err error) *refusal.Refusal {
 	status := http.StatusBadGateway
 	var he caddyhttp.HandlerError
@@ -108,10 +122,11 @@ func (h *Handler) upstreamFailed(x *exchange, err error) *refusal.Refusal {
 		status = he.StatusCode
 	}
 	reason := refusal.UpstreamError
+	x.upstream.Error = upstreamErrorText(status, neverSent(x.r, err))
 	if errors.Is(x.r.Context().Err(), context.Canceled) {
 		reason = refusal.ClientGone
+		x.upstream.Error = "client closed the request"
 	}
-	x.upstream.Error = upstreamErrorText(status)
 	h.logger.Error("upstream failed for a guarded reset", zap.String("request_id", x.requestID), zap.Error(err))
 	return refusal.New(status, reason, refusal.MessageBackendFailed).Wrap(err)
 }
@@ -123,11 +138,12 @@ func (h *Handler) judge(x *exchange, held *heldResponse) (outcome, reason string
 	x.status = up.Status
 	switch {
 	case up.Status == statusClientClosed && x.r.Context().Err() != nil:
-		// reverse_proxy answers a client that left with 499 itself; the
-		// backend's answer, if any, was never read.
+		// reverse_proxy answers a client that left with 499 itself, before
+		// the backend's headers arrived: its status is not known, and it
+		// may have received the request and reset the session.
 		up.Status = 0
 		up.Error = "client closed the request"
-		return audit.OutcomeFailure, refusal.ClientGone
+		return audit.OutcomeUnknown, refusal.ClientGone
 	case up.Status == 0:
 		up.Status = http.StatusOK
 		x.status = http.StatusOK
@@ -177,9 +193,59 @@ func serveNext(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (
 	return false, next.ServeHTTP(w, r)
 }
 
-func upstreamErrorText(status int) string {
-	if status == http.StatusGatewayTimeout {
+// unansweredOutcome is the outcome of a guarded request that ends without
+// an answer the guard could judge, err being why (nil when no error says):
+// failure while the backend cannot have acted on it (the request was not
+// forwarded, or reverse_proxy never reached a backend), unknown once it may
+// have.
+func (x *exchange) unansweredOutcome(err error) string {
+	if x.upstream == nil || neverSent(x.r, err) {
+		return audit.OutcomeFailure
+	}
+	return audit.OutcomeUnknown
+}
+
+// neverSent reports whether err, a next handler's error (nil: none),
+// proves that no backend received the request: reverse_proxy could not
+// connect to one.
+// Caddy's transports mark a failed dial (refused, unreachable, dial
+// timeout, PROXY protocol header not written) as reverseproxy.DialError,
+// which net/http returns unchanged (inside a *net.OpError behind a forward
+// proxy) and reverse_proxy wraps in a caddyhttp.HandlerError; errors.As
+// finds it in either. Every other error can come after the request was
+// written: a connection reset or EOF, a response header timeout, even "no
+// upstreams available" after an earlier attempt.
+//
+// The error is the last attempt's only: after a retry (lb_retries,
+// lb_try_duration) an earlier attempt may have reached a backend, as Caddy
+// retries a POST a backend received when retry_match says so. So a retried
+// request is never proven unsent.
+func neverSent(r *http.Request, err error) bool {
+	var dial reverseproxy.DialError
+	return errors.As(err, &dial) && !proxyRetried(r)
+}
+
+// proxyRetried reports whether reverse_proxy made more than one attempt:
+// its {http.reverse_proxy.retries} placeholder is set and is not the int 0.
+// A value of another type counts as a retry, so that a change in Caddy
+// cannot turn an unknown outcome into a failure.
+func proxyRetried(r *http.Request) bool {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return false
+	}
+	v, ok := repl.Get("http.reverse_proxy.retries")
+	return ok && v != 0
+}
+
+// upstreamErrorText is resetguard.upstream.error for a next handler's
+// error: a fixed text, never the error's own (it may hold addresses).
+func upstreamErrorText(status int, notSent bool) string {
+	switch {
+	case notSent:
+		return "upstream unreachable"
+	case status == http.StatusGatewayTimeout:
 		return "upstream timed out"
 	}
-	return "upstream unreachable or failed"
+	return "upstream failed"
 }

@@ -181,10 +181,16 @@ func TestAuditBeforeHeldResponse(t *testing.T) {
 			next: func(http.ResponseWriter, *http.Request) error { return nil },
 		},
 		{
-			name: "next handler fails with a status", wantStatus: 504, wantOutcome: "failure", wantReason: "upstream_error",
+			// The backend may have received the request before it timed
+			// out: unknown.
+			name: "next handler fails with a status", wantStatus: 504, wantOutcome: "unknown", wantReason: "upstream_error",
 			next: func(http.ResponseWriter, *http.Request) error {
 				return caddyhttp.Error(http.StatusGatewayTimeout, fmt.Errorf("timeout"))
 			},
+		},
+		{
+			name: "next handler could not reach the backend", wantStatus: 502, wantOutcome: "failure", wantReason: "upstream_error",
+			next: func(http.ResponseWriter, *http.Request) error { return dialRefused() },
 		},
 	})
 }
@@ -244,21 +250,42 @@ func runAuditOrderCases(t *testing.T, cases []auditOrderCase) {
 	}
 }
 
+// TestPanicIsAuditedOnce: a panic is recorded once and goes on to
+// Caddy's recovery; before forwarding it is a failure, after forwarding
+// the backend may have acted on the reset: unknown.
 func TestPanicIsAuditedOnce(t *testing.T) {
-	h, logs := provisioned(t, &Handler{Policy: testPolicy()})
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("the panic must propagate to Caddy's recovery")
+	for _, tc := range []struct {
+		name        string
+		breakSteps  bool // a step before forwarding panics
+		wantOutcome string
+		wantType    string
+	}{
+		{name: "before forwarding", breakSteps: true, wantOutcome: "failure", wantType: "denied"},
+		{name: "after forwarding", wantOutcome: "unknown", wantType: "allowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, logs := provisioned(t, &Handler{Policy: testPolicy()})
+			if tc.breakSteps {
+				h.id = nil // identify dereferences it
 			}
-		}()
-		_ = h.ServeHTTP(httptest.NewRecorder(), botRequest(t), handlerFunc(func(http.ResponseWriter, *http.Request) error {
-			panic("upstream exploded")
-		}))
-	}()
-	_, ev := soleRecord(t, logs)
-	if ev["reason"] != "panic" || ev["outcome"] != "failure" {
-		t.Errorf("event = %v", ev)
+			forwarded := false
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Error("the panic must propagate to Caddy's recovery")
+					}
+				}()
+				_ = h.ServeHTTP(httptest.NewRecorder(), botRequest(t), handlerFunc(func(http.ResponseWriter, *http.Request) error {
+					forwarded = true
+					panic("upstream exploded")
+				}))
+			}()
+			if forwarded == tc.breakSteps {
+				t.Errorf("forwarded = %v", forwarded)
+			}
+			_, ev := soleRecord(t, logs)
+			checkEvent(t, ev, "panic", tc.wantOutcome, tc.wantType)
+		})
 	}
 }
 
@@ -355,8 +382,10 @@ func TestClientGoneBeforePolicyIsAuditedNotForwarded(t *testing.T) {
 	if called {
 		t.Error("a request whose client left must not be forwarded")
 	}
+	// Refused before forwarding: the backend never saw it, a failure.
 	_, ev := soleRecord(t, logs)
-	if ev["reason"] != "client_gone" || w.Code != statusClientClosed {
-		t.Errorf("event = %v, status %d", ev, w.Code)
+	checkEvent(t, ev, "client_gone", "failure", "denied")
+	if w.Code != statusClientClosed {
+		t.Errorf("status %d, want %d", w.Code, statusClientClosed)
 	}
 }

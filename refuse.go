@@ -12,13 +12,16 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/credential"
 	"github.com/resetguard/caddy-resetguard/internal/refusal"
 )
 
 // finish is the one way a guarded request ends refused, before or after
-// forwarding: the record is written first, then the response.
+// forwarding: the record is written first, then the response. Its outcome
+// follows from what the backend can have done (unansweredOutcome, with the
+// refusal's cause): failure for a refusal before forwarding or a request
+// that never reached a backend, unknown for a forwarded one whose answer
+// was lost. The client's status and body do not depend on it.
 func (h *Handler) finish(x *exchange, ref *refusal.Refusal) error {
 	x.markDecided()
 	x.status = ref.Status
@@ -34,7 +37,7 @@ func (h *Handler) finish(x *exchange, ref *refusal.Refusal) error {
 	if reason == "" {
 		reason = refusal.PolicyDenied // a policy may name an empty reason
 	}
-	h.emit(x, audit.OutcomeFailure, reason)
+	h.emit(x, x.unansweredOutcome(ref.Err), reason)
 	return h.respondError(x, newErrorBody(ref.Status, ref.Reasons, ref.Message, x.requestID))
 }
 

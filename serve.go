@@ -164,12 +164,13 @@ func (h *Handler) newExchange(w http.ResponseWriter, r *http.Request, t classify
 }
 
 // recordPanic keeps a panic further down from leaving the attempt
-// unaudited; Caddy's server turns the re-panic into a 500.
+// unaudited; Caddy's server turns the re-panic into a 500. After
+// forwarding, the backend may have acted: unknown.
 func (h *Handler) recordPanic(x *exchange) {
 	if p := recover(); p != nil {
 		if !x.audited {
 			x.status = http.StatusInternalServerError
-			h.emit(x, audit.OutcomeFailure, refusal.Panic)
+			h.emit(x, x.unansweredOutcome(nil), refusal.Panic)
 		}
 		panic(p)
 	}

@@ -24,6 +24,8 @@ func kindRecords(t *testing.T) map[string]*Record {
 	outcome.Kind, outcome.IntentSeq = KindOutcome, 41
 	failed := *recs["allowed, upstream unreachable"]
 	failed.Kind, failed.IntentSeq = KindOutcome, 41
+	lost := *recs["allowed, client gone during the backend's body"]
+	lost.Kind, lost.IntentSeq = KindOutcome, 41
 	refused := *recs["denied by policy"]
 	refused.Kind = KindRefusal
 	unauthenticated := *recs["unauthenticated"]
@@ -34,14 +36,15 @@ func kindRecords(t *testing.T) map[string]*Record {
 	repair.Chain = &Chain{Seq: 43, Prev: strings.Repeat("cd", 32), Hash: strings.Repeat("ef", 32)}
 
 	return map[string]*Record{
-		"intent":                   intent,
-		"intent under dry run":     dryRun,
-		"outcome of an intent":     &outcome,
-		"failed outcome of intent": &failed,
-		"refusal after a decision": &refused,
-		"refusal before identity":  &unauthenticated,
-		"gateway_restarted":        gatewayRestarted(intent, outcomeTime.Add(time.Hour)),
-		"repair":                   repair,
+		"intent":                    intent,
+		"intent under dry run":      dryRun,
+		"outcome of an intent":      &outcome,
+		"failed outcome of intent":  &failed,
+		"unknown outcome of intent": &lost,
+		"refusal after a decision":  &refused,
+		"refusal before identity":   &unauthenticated,
+		"gateway_restarted":         gatewayRestarted(intent, outcomeTime.Add(time.Hour)),
+		"repair":                    repair,
 	}
 }
 

@@ -141,7 +141,51 @@ var outcomes = map[string]func(r *Record, cs *ChatSession){
 		afterIdentity(r)
 		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "upstream_error", 502
 		r.Decision = outcomeDecision(true, false)
-		r.Upstream = &Upstream{Status: 0, Duration: 300000, Error: "upstream unreachable or failed"}
+		r.Upstream = &Upstream{Status: 0, Duration: 300000, Error: "upstream unreachable"}
+	},
+	"allowed, upstream unreachable and client gone": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeFailure, "client_gone", 499
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 0, Duration: 300000, Error: "client closed the request"}
+	},
+	// After the request may have reached the backend, every ending
+	// without a readable answer is unknown.
+	"allowed, upstream hung up": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "upstream_error", 502
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 0, Duration: 300000, Error: "upstream failed"}
+	},
+	"allowed, upstream timed out": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "upstream_error", 504
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 0, Duration: 30000000000, Error: "upstream timed out"}
+	},
+	"allowed, upstream cut its body": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "upstream_incomplete", 502
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 200, Duration: 300000, ContentType: "application/json", Error: "upstream response body incomplete"}
+	},
+	"allowed, client gone before the backend's headers": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "client_gone", 499
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 0, Duration: 1000000000, Error: "client closed the request"}
+	},
+	"allowed, client gone during the backend's body": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "client_gone", 499
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{Status: 200, Duration: 1000000000, ContentType: "application/json", Error: "client closed the request"}
+	},
+	"allowed, panic after forwarding": func(r *Record, cs *ChatSession) {
+		afterIdentity(r)
+		r.Allowed, r.Outcome, r.Reason, r.Status = true, OutcomeUnknown, "panic", 500
+		r.Decision = outcomeDecision(true, false)
+		r.Upstream = &Upstream{}
 	},
 	"allowed, upstream answered null": func(r *Record, cs *ChatSession) {
 		afterIdentity(r)
@@ -367,6 +411,36 @@ var schemaBadRecords = map[string]struct {
 		r.Upstream = &Upstream{Status: 200, EntityRead: true, Error: "upstream timed out"}
 	}},
 	"fingerprint too short": {"allowed success with entity", func(r *Record, cs *ChatSession) { r.Fingerprint = "abc" }},
+	// After forwarding, failure only when the backend cannot have acted.
+	"failure after the backend hung up": {"allowed, upstream hung up", func(r *Record, cs *ChatSession) {
+		r.Outcome = OutcomeFailure
+	}},
+	"failure after a timeout": {"allowed, upstream timed out", func(r *Record, cs *ChatSession) { r.Outcome = OutcomeFailure }},
+	"failure after the backend cut its body": {"allowed, upstream cut its body", func(r *Record, cs *ChatSession) {
+		r.Outcome = OutcomeFailure
+	}},
+	"failure, client gone after the backend answered": {"allowed, client gone during the backend's body", func(r *Record, cs *ChatSession) {
+		r.Outcome = OutcomeFailure
+	}},
+	"failure, client gone before the backend's headers": {"allowed, client gone before the backend's headers", func(r *Record, cs *ChatSession) {
+		u := *r.Upstream
+		u.Error = "upstream failed"
+		r.Outcome, r.Upstream = OutcomeFailure, &u
+	}},
+	"failure after a panic past forwarding": {"allowed, panic after forwarding", func(r *Record, cs *ChatSession) {
+		r.Outcome = OutcomeFailure
+	}},
+	"failure, unreachable with a status": {"allowed, upstream unreachable", func(r *Record, cs *ChatSession) {
+		u := *r.Upstream
+		u.Status = 502
+		r.Upstream = &u
+	}},
+	"upstream_status failure on a 2xx": {"allowed, upstream 500", func(r *Record, cs *ChatSession) {
+		u := *r.Upstream
+		u.Status = 204
+		r.Status, r.Upstream = 204, &u
+	}},
+	"upstream error with a 2xx to the client": {"allowed, upstream hung up", func(r *Record, cs *ChatSession) { r.Status = 200 }},
 }
 
 func objAt(m map[string]any, path ...string) map[string]any {

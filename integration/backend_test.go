@@ -106,6 +106,8 @@ var misbehaviours = map[string]func(w http.ResponseWriter, r *http.Request, enti
 	"endless": serveEndless,
 	"short":   serveShort,
 	"hang":    serveHang,
+	"hangup":  serveHangup,
+	"silent":  serveSilent,
 }
 
 // serveReset answers a reset of session id per X-Backend-Mode and records
@@ -183,6 +185,25 @@ func serveHang(w http.ResponseWriter, r *http.Request, _ []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	http.NewResponseController(w).Flush()
+	select {
+	case <-time.After(20 * time.Second):
+	case <-r.Context().Done():
+	}
+}
+
+// serveHangup takes the request (ServeHTTP has read and remembered it)
+// and closes the connection without a byte of answer.
+func serveHangup(w http.ResponseWriter, _ *http.Request, _ []byte) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			_ = c.Close()
+		}
+	}
+}
+
+// serveSilent takes the request and sends nothing, not even headers,
+// until the gateway gives up.
+func serveSilent(_ http.ResponseWriter, r *http.Request, _ []byte) {
 	select {
 	case <-time.After(20 * time.Second):
 	case <-r.Context().Done():

@@ -36,10 +36,13 @@ func TestResetUpstreamAnswers(t *testing.T) {
 				"resetguard.upstream.status": float64(500), "http.response.status_code": float64(500)},
 		},
 		{
+			// The dial fails: the backend never received the request, so
+			// the reset did not happen.
 			name: "upstream unreachable", base: deadURL, method: "POST", path: restReset, headers: botAuth,
 			wantStatus: 502, wantReason: "upstream_error",
 			wantAudit: map[string]any{"event.type": []any{"allowed"}, "event.outcome": "failure", "event.reason": "upstream_error",
-				"http.response.status_code": float64(502), "resetguard.upstream.error": "upstream unreachable or failed"},
+				"http.response.status_code": float64(502), "resetguard.upstream.status": float64(0),
+				"resetguard.upstream.error": "upstream unreachable"},
 		},
 		{
 			name: "response larger than the hold streams through", method: "POST", path: restReset,
