@@ -20,12 +20,17 @@ import (
 // the backend. What could still bind another id is refused before the
 // decision (checkBinding).
 
-// checkBinding refuses a reset that names the session id anywhere a model
+// checkBinding refuses a path the guard could not read every way the
+// backend might, and a reset that names the session id anywhere a model
 // binder could read it besides the place the guard reads it from: an
 // id-naming query parameter on any route, or any body on the REST route,
 // which takes none. The Agents body's own ambiguity is judged when the id
 // is read.
 func (h *Handler) checkBinding(x *exchange) *refusal.Refusal {
+	if x.t.Unclear {
+		return refusal.New(http.StatusBadRequest, refusal.PathUnclassifiable,
+			"the request path could not be classified; it may name a chat-session reset")
+	}
 	if ref := classify.CheckQuery(x.r.URL.RawQuery); ref != nil {
 		return ref
 	}

@@ -112,15 +112,13 @@ var guardSeeds = func() []guardSeed {
 //     them): a request passed through unguarded resets nothing; a
 //     guarded one forwarded with a decision on N resets N or nothing.
 //
-// It tests properties of what the guard decides and forwards, not today's
-// way of forwarding, so that it holds across issue 13's change to
-// canonical forwarding. Violations that only come from the sources in
-// knownUntilCanonicalForwarding are skipped, not failed.
+// It tests properties of what the guard decides and forwards, not the way
+// it forwards (canonically).
 //
 // testdata/fuzz/FuzzGuardMatchesBackend/bug-* are the guard bugs this
 // target found (paths the backend may route to Reset that the guard
-// passes through unguarded); they fail until internal/classify reads
-// those paths as IIS and System.Web do.
+// passed through unguarded), kept as regression seeds: internal/classify
+// now reads paths every way IIS and System.Web might (readings.go).
 func FuzzGuardMatchesBackend(f *testing.F) {
 	for _, s := range guardSeeds {
 		f.Add(s.method, s.path, s.query, s.contentType, s.soapAction, s.override, s.body)

@@ -25,10 +25,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		delete(r.Header, "X-Rewrite-Url")
 	}
 	t := classify.Path(r.URL.EscapedPath())
-	switch t.Route {
-	case classify.None:
+	switch {
+	case t.Route == classify.None:
 		return next.ServeHTTP(w, r)
-	case classify.SOAP:
+	case t.Route == classify.SOAP && !t.Unclear:
 		pre, pass := h.inspectSOAP(w, r)
 		if pass {
 			return next.ServeHTTP(w, r)

@@ -14,7 +14,6 @@ package classify
 import (
 	"strconv"
 	"strings"
-	"unicode"
 )
 
 // Route names a way of reaching the backend's chat-session reset. Its
@@ -50,6 +49,9 @@ type Target struct {
 	Version string
 	// soapPath is the whole normalised path of a SOAP target.
 	soapPath string
+	// Unclear marks a path with too many readings to try (longer than
+	// any client's): guarded, and refused rather than decided.
+	Unclear bool
 }
 
 // maxDecodeRounds bounds repeated percent-decoding: a double-encoded
@@ -58,10 +60,11 @@ type Target struct {
 const maxDecodeRounds = 4
 
 // Path maps an escaped request path (as the proxy will send it) to a
-// guarded route. It errs toward guarding: anything whose normalised form
-// ends in a reset route is guarded, whatever the prefix or spelling, and
-// a path whose dot segments the backend might read two ways is guarded
-// when either reading reaches Reset.
+// guarded route. It errs toward guarding: a path is guarded when any way
+// the backend might read it (eachReading) ends in a reset route, whatever
+// the prefix or spelling; the guard's own reading decides the target when
+// it matches. A path too costly to read every way that names a reset
+// route's words is guarded as Unclear, to be refused.
 //
 // Paths that contain no '%', no '\', no "reset" and no ".svc" in any
 // case cannot normalise to a reset route and are answered without
@@ -70,12 +73,29 @@ func Path(escapedPath string) Target {
 	if !mightBeReset(escapedPath) {
 		return Target{}
 	}
-	segs, ambiguous := normalisePath(escapedPath, false)
-	if t := match(segs); t.Route != None || !ambiguous {
-		return t
+	var t Target
+	_, unclear := eachReading(escapedPath, func(segs []string) bool {
+		t = match(segs)
+		return t.Route != None
+	})
+	if unclear {
+		return unclearTarget(escapedPath)
 	}
-	segs, _ = normalisePath(escapedPath, true)
-	return match(segs)
+	return t
+}
+
+// unclearTarget guards a path that could not be read every way: under the
+// route its words suggest, to be refused.
+func unclearTarget(escapedPath string) Target {
+	f := foldName(decodings(escapedPath)[0])
+	switch {
+	case strings.Contains(f, "resetchatsession"):
+		return Target{Route: Agents, Unclear: true}
+	case strings.Contains(f, ".svc"):
+		return Target{Route: SOAP, Unclear: true}
+	default:
+		return Target{Route: REST, Unclear: true}
+	}
 }
 
 // match finds a reset route at the end of normalised segments.
@@ -161,11 +181,14 @@ func prefixOf(segs []string, api int) string {
 }
 
 // mightBeReset is Path's allocation-free filter: only a path with an
-// escape, a backslash, "reset" or ".svc" can normalise to a reset route.
+// escape, a backslash, a '(', "reset" or ".svc" can normalise to a reset
+// route.
 func mightBeReset(p string) bool {
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
-		case '%', '\\':
+		case '%', '\\', '(':
+			// An escape, a separator IIS reads, or a cookieless segment
+			// System.Web may cut out as text ("Re/(S(x))set").
 			return true
 		case 'r', 'R':
 			if len(p)-i >= 5 && strings.EqualFold(p[i:i+5], "reset") {
@@ -180,77 +203,36 @@ func mightBeReset(p string) bool {
 	return false
 }
 
-// normalisePath returns the non-empty segments of p (case kept) after
-// percent-decoding (repeatedly), turning '\' into '/', dropping ';'
-// parameters and what follows a NUL, removing cookieless-state segments
-// and trailing dots or spaces of segments (IIS ignores both), and
-// resolving "." and "..". A trailing slash and duplicate slashes
-// therefore vanish.
-//
-// A segment of only dots and spaces other than "." and ".." (such as
-// ".. " or "...") may be read by the backend as a name trimmed to
-// nothing, or as a dot segment: dotsAsParent chooses "..", otherwise it
-// is dropped like ".". ambiguous reports whether p had such a segment.
-func normalisePath(p string, dotsAsParent bool) (segs []string, ambiguous bool) {
-	for range maxDecodeRounds {
-		if !strings.Contains(p, "%") {
-			break
-		}
-		d := percentDecode(p)
-		if d == p {
-			break
-		}
-		p = d
-	}
-	p = strings.ReplaceAll(p, `\`, "/")
-	raw := strings.Split(p, "/")
-	segs = make([]string, 0, len(raw))
-	for _, s := range raw {
-		if i := strings.IndexAny(s, ";\x00"); i >= 0 {
-			// Path parameters, and a C string's end as native code
-			// below ASP.NET may read it.
-			s = s[:i]
-		}
-		if isCookieless(s) {
-			// System.Web removes cookieless-state segments before
-			// routing: …/427/(S(x))/Reset reaches Reset.
-			continue
-		}
-		trimmed := strings.TrimRightFunc(s, func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
-		parent := s == ".."
-		if trimmed == "" && s != ".." && strings.Contains(s, "..") {
-			ambiguous = true
-			parent = dotsAsParent
-		}
-		switch {
-		case parent:
-			if len(segs) > 0 {
-				segs = segs[:len(segs)-1]
-			}
-		case trimmed != "":
-			segs = append(segs, trimmed)
-		}
-	}
-	return segs, ambiguous
-}
-
 // isCookieless reports whether seg is an ASP.NET cookieless-state
-// segment: one or more "(L(value))" groups, L a letter, such as "(S(abc))"
-// or "(A(x))(F(y))". Any letter counts, not only the ones System.Web
-// uses today, to err toward guarding.
+// segment: one or more parenthesised runs of "L(value)" groups, L a
+// letter, such as "(S(abc))", "(S(x)F(y))" (System.Web's own form) or
+// "(A(x))(F(y))". Any letter counts, not only the upper-case ones
+// System.Web uses, to err toward guarding.
 func isCookieless(seg string) bool {
 	if seg == "" {
 		return false
 	}
 	for seg != "" {
-		if len(seg) < 5 || seg[0] != '(' || !isASCIILetter(seg[1]) || seg[2] != '(' {
+		if seg[0] != '(' {
 			return false
 		}
-		end := strings.IndexByte(seg[3:], ')')
-		if end < 0 || 3+end+1 >= len(seg) || seg[3+end+1] != ')' {
+		seg = seg[1:]
+		groups := 0
+		for seg != "" && seg[0] != ')' {
+			if len(seg) < 3 || !isASCIILetter(seg[0]) || seg[1] != '(' {
+				return false
+			}
+			end := strings.IndexByte(seg[2:], ')')
+			if end < 0 {
+				return false
+			}
+			seg = seg[2+end+1:]
+			groups++
+		}
+		if groups == 0 || seg == "" {
 			return false
 		}
-		seg = seg[3+end+2:]
+		seg = seg[1:]
 	}
 	return true
 }

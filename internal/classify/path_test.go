@@ -2,6 +2,7 @@ package classify
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -300,7 +301,7 @@ func TestNormalisePath(t *testing.T) {
 		{"/a/(S(x))/b/(A(y))(F(z))", []string{"a", "b"}},
 	}
 	for _, tc := range cases {
-		got, _ := normalisePath(tc.path, false)
+		got := normalise(tc.path, ownReading)
 		if len(got) == 0 && len(tc.want) == 0 {
 			continue
 		}
@@ -376,11 +377,13 @@ func TestNormalisePathAmbiguousDots(t *testing.T) {
 		{"/a/../b", []string{"b"}, []string{"b"}, false},
 	}
 	for _, tc := range cases {
-		name, amb := normalisePath(tc.path, false)
-		up, _ := normalisePath(tc.path, true)
-		if !slices.Equal(name, tc.asName) || !slices.Equal(up, tc.asUp) || amb != tc.wantAmbiguous {
-			t.Errorf("normalisePath(%q) = %q / %q (ambiguous %v), want %q / %q (%v)",
-				tc.path, name, up, amb, tc.asName, tc.asUp, tc.wantAmbiguous)
+		name := normalise(tc.path, ownReading)
+		up := normalise(tc.path, reading{rounds: maxDecodeRounds, dotsAsParent: true})
+		var f features
+		f.add(percentDecode(tc.path))
+		if !slices.Equal(name, tc.asName) || !slices.Equal(up, tc.asUp) || f.ambiguousDots != tc.wantAmbiguous {
+			t.Errorf("normalise(%q) = %q / %q (ambiguous %v), want %q / %q (%v)",
+				tc.path, name, up, f.ambiguousDots, tc.asName, tc.asUp, tc.wantAmbiguous)
 		}
 	}
 	for _, p := range []string{
@@ -416,5 +419,43 @@ func TestForwardPath(t *testing.T) {
 		if got := Path(tc.path).ForwardPath(tc.id); got != tc.want {
 			t.Errorf("Path(%q).ForwardPath(%d) = %q, want %q", tc.path, tc.id, got, tc.want)
 		}
+	}
+}
+
+// TestPathReadings: paths that reach Reset only under a reading other
+// than the guard's own (found by FuzzGuardMatchesBackend against a model
+// of IIS and System.Web) are guarded, and decided on the id that reading
+// gives.
+func TestPathReadings(t *testing.T) {
+	const rest = "/api/v1/ChatSession/427"
+	for _, tc := range []struct{ name, path string }{
+		{"cookieless groups in one segment", rest + "/(S(x)F(y))/Reset"},
+		{"cookieless segment removed after ..", rest + "/Reset/(S(x))/.."},
+		{"cookieless modifier cut as text", rest + "/Re/(S(x))set/(S(x))/%2E%2E"},
+		{"cookieless with a trailing dot", rest + "/(S(x))./Reset"},
+		{"';' is part of a segment to IIS", rest + "/Reset/..;/.."},
+		{"decoded once, %2E%2E is a name", rest + "/Reset/%252E%252E/.."},
+		{"dot-only segment is a name until trimmed", rest + "/Reset/.../.."},
+		{"empty segment takes part in ..", rest + "/Reset//.."},
+		{"a decoding proxy cuts at ?", rest + "/Reset%3Fx"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Path(tc.path); got.Route != REST || got.IDSegment != "427" || got.Unclear {
+				t.Errorf("Path(%q) = %+v, want the REST reset of 427", tc.path, got)
+			}
+		})
+	}
+}
+
+// TestPathUnclear: a path naming a reset route's words with more
+// readings than the budget allows is guarded as unclear, not passed.
+func TestPathUnclear(t *testing.T) {
+	pad := strings.Repeat("a", readingBudget/64)
+	p := "/" + pad + "/api/v1/ChatSession/427/Reset/(S(x))/..;/%252e%252e//..%3F"
+	if got := Path(p); !got.Unclear || got.Route != REST {
+		t.Errorf("Path(long hostile path) = %+v, want an unclear REST target", got)
+	}
+	if got := Path("/" + pad + "/%41/contact/(S(x))/..;/x//.."); got.Route != None {
+		t.Errorf("a long path without a reset word = %+v, want none", got)
 	}
 }

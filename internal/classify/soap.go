@@ -112,16 +112,18 @@ func xmlDTDRefusal(err error) *refusal.Refusal {
 // segment: WCF path info selecting an endpoint, which may name the
 // operation too.
 func soapPathInfo(escapedPath string) []string {
-	// The same reading of ambiguous dot segments as Path's.
-	for _, dotsAsParent := range []bool{false, true} {
-		segs, _ := normalisePath(escapedPath, dotsAsParent)
+	// The reading Path took the Chat service from.
+	var info []string
+	eachReading(escapedPath, func(segs []string) bool {
 		for i, s := range segs {
 			if isChatService(s) {
-				return segs[i+1:]
+				info = segs[i+1:]
+				return true
 			}
 		}
-	}
-	return nil
+		return false
+	})
+	return info
 }
 
 // soapRequest is what the guard knows of a request on the Chat.svc path.

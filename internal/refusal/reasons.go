@@ -26,6 +26,9 @@ const (
 	// model binder could read it besides the one place the guard read
 	// (the query string, a prefixed or nested body field).
 	SessionIDAmbiguous = "session_id_ambiguous"
+	// PathUnclassifiable: a path naming a reset route's words with more
+	// readings than the guard tries (far longer than any client's).
+	PathUnclassifiable = "path_unclassifiable"
 	// RequestBodyRefused: a REST reset, which takes no body, came with one.
 	RequestBodyRefused = "request_body_refused"
 )
