@@ -49,6 +49,23 @@ func optionalDuration(path string, d caddy.Duration, lo, hi time.Duration) error
 	return &fieldError{path: path, value: shortDuration(v), want: want}
 }
 
+// durationOff is the value of a duration that turns its feature off
+// (the Caddyfile's "off"): zero already means the default.
+const durationOff caddy.Duration = -1
+
+// durationOrOff checks an optionalDuration in (0, hi] that may also be
+// durationOff.
+func durationOrOff(path string, d caddy.Duration, hi time.Duration) error {
+	if d == durationOff {
+		return nil
+	}
+	err := optionalDuration(path, d, 0, hi)
+	if fe, ok := err.(*fieldError); ok {
+		fe.want += ", or off (-1)"
+	}
+	return err
+}
+
 // optionalSize checks a byte count whose zero means the default: any
 // other value must be positive and, when hi is not zero, at most hi.
 func optionalSize(path string, n, hi int64) error {

@@ -77,6 +77,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	            min_refresh <duration>
 //	            required_claims <claim...>
 //	            max_token_bytes <n>
+//	            cache_ttl <duration> | off
+//	            cache_max_entries <n>
 //	            subject_claim | associate_id_claim | tenant_claim <claim>
 //	        }
 //	        principal_lookup <upstream url> {
@@ -209,6 +211,8 @@ var jwtOptions = map[string]option[JWTIdentity]{
 	"refresh":            durationOption(func(j *JWTIdentity) *caddy.Duration { return &j.Refresh }),
 	"min_refresh":        durationOption(func(j *JWTIdentity) *caddy.Duration { return &j.MinRefresh }),
 	"max_token_bytes":    intOption(func(j *JWTIdentity) *int { return &j.MaxTokenBytes }),
+	"cache_ttl":          valueOption(func(j *JWTIdentity) *caddy.Duration { return &j.CacheTTL }, parseDurationOrOff, "a duration or off"),
+	"cache_max_entries":  intOption(func(j *JWTIdentity) *int { return &j.CacheMaxEntries }),
 }
 
 var principalLookupOptions = map[string]option[PrincipalLookupIdentity]{
@@ -396,6 +400,14 @@ func intOption[T any](field func(*T) *int) option[T] {
 func parseDuration(s string) (caddy.Duration, bool) {
 	v, err := caddy.ParseDuration(s)
 	return caddy.Duration(v), err == nil
+}
+
+// parseDurationOrOff reads a duration, or "off" as durationOff.
+func parseDurationOrOff(s string) (caddy.Duration, bool) {
+	if s == "off" {
+		return durationOff, true
+	}
+	return parseDuration(s)
 }
 
 // parseSize reads a byte count such as 64KiB or 1MB. It takes a sign,

@@ -39,6 +39,7 @@ func TestCaddyfileSyntax(t *testing.T) {
 		{name: "customer field without treatment", body: "audit {\ncustomer_field CustomerEmail\n}", wantErr: "wrong argument count"},
 		{name: "jwt with an argument", body: "identity {\njwt https://idp.test {\nissuer x\n}\n}", wantErr: "wrong argument count"},
 		{name: "jwt number not a number", body: "identity {\njwt {\nmax_token_bytes 8k\n}\n}", wantErr: `max_token_bytes "8k": want a whole number`},
+		{name: "jwt cache TTL not a duration", body: "identity {\njwt {\ncache_ttl never\n}\n}", wantErr: `cache_ttl "never": want a duration or off`},
 		{name: "unknown principal lookup option", body: "identity {\nprincipal_lookup http://b.test {\nretries 2\n}\n}", wantErr: `unrecognized principal_lookup option "retries"`},
 		{name: "unknown session lookup option", body: "session_lookup http://b.test {\nttl 1s\n}", wantErr: `unrecognized session_lookup option "ttl"`},
 		{name: "session lookup without upstream", body: "session_lookup", wantErr: "wrong argument count"},
@@ -192,6 +193,8 @@ func TestUnmarshalCaddyfileIdentity(t *testing.T) {
 						min_refresh 10s
 						required_claims sub role
 						max_token_bytes 4096
+						cache_ttl 2m
+						cache_max_entries 64
 						subject_claim email
 						associate_id_claim aid
 						tenant_claim ctx
@@ -207,6 +210,7 @@ func TestUnmarshalCaddyfileIdentity(t *testing.T) {
 				JWT: &JWTIdentity{Issuer: "https://idp.test", Audiences: []string{"a1", "a2"}, Algorithms: []string{"RS256", "ES384"},
 					Leeway: caddy.Duration(10 * time.Second), JWKSURL: "https://idp.test/jwks", Refresh: caddy.Duration(5 * time.Minute),
 					MinRefresh: caddy.Duration(10 * time.Second), RequiredClaims: []string{"sub", "role"}, MaxTokenBytes: 4096,
+					CacheTTL: caddy.Duration(2 * time.Minute), CacheMaxEntries: 64,
 					SubjectClaim: "email", AssociateIDClaim: "aid", TenantClaim: "ctx"},
 				PrincipalLookup: &PrincipalLookupIdentity{Upstream: "http://127.0.0.1:8081", Timeout: caddy.Duration(time.Second),
 					TTL: caddy.Duration(30 * time.Second), MaxEntries: 500},

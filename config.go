@@ -185,6 +185,15 @@ type JWTIdentity struct {
 	RequiredClaims []string `json:"required_claims,omitempty"`
 	// MaxTokenBytes refuses longer tokens before parsing. Default 8192.
 	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
+	// CacheTTL is the longest a verified token is answered from the
+	// verified-token cache before its signature is checked again; exp,
+	// nbf, iat and the key that signed it are checked on every use all
+	// the same. Default 5m, at most 1h; -1 (Caddyfile: off) disables the
+	// cache.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+	// CacheMaxEntries bounds the verified-token cache (least recently
+	// used first out). Default 1024.
+	CacheMaxEntries int `json:"cache_max_entries,omitempty"`
 	// SubjectClaim, AssociateIDClaim and TenantClaim name the claims
 	// mapped to principal.subject, .associate_id and .tenant. Defaults:
 	// "sub", SuperOffice's
@@ -414,6 +423,8 @@ func (j *JWTIdentity) validate() error {
 		optionalDuration("identity.jwt.min_refresh", j.MinRefresh, 0, 0),
 		names("identity.jwt.required_claims", j.RequiredClaims, false),
 		optionalCount("identity.jwt.max_token_bytes", j.MaxTokenBytes, minJWTMaxTokenBytes),
+		durationOrOff("identity.jwt.cache_ttl", j.CacheTTL, credential.MaxJWTCacheTTL),
+		optionalCount("identity.jwt.cache_max_entries", j.CacheMaxEntries, 1),
 	)
 }
 

@@ -49,6 +49,9 @@ func (i *Identity) provision(ctx context.Context) (*identity, error) {
 			MinRefreshInterval: time.Duration(j.MinRefresh),
 			RequiredClaims:     j.RequiredClaims,
 			MaxTokenBytes:      j.MaxTokenBytes,
+			// durationOff (-1) is negative: no cache.
+			CacheTTL:        time.Duration(j.CacheTTL),
+			CacheMaxEntries: j.CacheMaxEntries,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("identity jwt: %w", err)

@@ -37,13 +37,14 @@ var claimRefusals = []struct {
 	{josejwt.ErrIssuedInTheFuture, refusal.TokenIssuedInFuture},
 }
 
-// checkClaims validates iss, aud and the times with leeway, then the
-// claims that must be present.
-func (v *JWTVerifier) checkClaims(std josejwt.Claims, claims map[string]any) error {
+// checkClaims validates iss, aud and the times at now with leeway, then
+// the claims that must be present. It is the one check of a token's
+// claims, for a fresh verification and for every cache hit alike.
+func (v *JWTVerifier) checkClaims(std josejwt.Claims, claims map[string]any, now time.Time) error {
 	err := std.ValidateWithLeeway(josejwt.Expected{
 		Issuer:      v.issuer,
 		AnyAudience: v.audiences,
-		Time:        time.Now(),
+		Time:        now,
 	}, v.leeway)
 	if err != nil {
 		cause := fmt.Errorf("jwt: validating claims: %w", err)

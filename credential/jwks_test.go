@@ -308,6 +308,8 @@ func TestNewJWTVerifierConfig(t *testing.T) {
 		{"negative refresh", base(func(c *JWTConfig) { c.RefreshInterval = -time.Second }), "refresh"},
 		{"negative min refresh", base(func(c *JWTConfig) { c.MinRefreshInterval = -time.Second }), "refresh"},
 		{"empty required claim", base(func(c *JWTConfig) { c.RequiredClaims = []string{""} }), "claim"},
+		{"cache TTL past 1h", base(func(c *JWTConfig) { c.CacheTTL = time.Hour + time.Second }), "cache TTL"},
+		{"negative cache size", base(func(c *JWTConfig) { c.CacheMaxEntries = -1 }), "cache size"},
 	})
 
 	// Defaults.
@@ -315,6 +317,12 @@ func TestNewJWTVerifierConfig(t *testing.T) {
 	if v.leeway != 30*time.Second || v.maxBytes != 8192 || v.minRefresh != 30*time.Second ||
 		len(v.algs) != 2 || v.algs[0] != jose.RS256 || v.algs[1] != jose.ES256 {
 		t.Errorf("defaults: leeway %s, max %d, min refresh %s, algs %v", v.leeway, v.maxBytes, v.minRefresh, v.algs)
+	}
+	if v.cache == nil || v.cache.ttl != 5*time.Minute {
+		t.Errorf("default cache: %+v, want a 5m TTL", v.cache)
+	}
+	if v := newJTVerifier(t, JWTConfig{JWKSFile: good, CacheTTL: -1}); v.cache != nil {
+		t.Error("a negative cache TTL left a cache")
 	}
 }
 

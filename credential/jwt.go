@@ -85,6 +85,15 @@ type JWTConfig struct {
 	// HTTPClient fetches JWKS URLs; nil means a client with a 10s timeout
 	// that refuses redirects from https to http.
 	HTTPClient *http.Client
+	// CacheTTL is the longest a successful verification is reused for
+	// the same token (see tokenCache); zero means DefaultJWTCacheTTL (5m),
+	// negative disables the cache, more than MaxJWTCacheTTL (1h) is
+	// refused. Expiry, not-before and the key set are checked on every
+	// use whatever the TTL.
+	CacheTTL time.Duration
+	// CacheMaxEntries bounds the cache; zero means
+	// DefaultJWTCacheMaxEntries (1024), negative is refused.
+	CacheMaxEntries int
 }
 
 // JWTVerifier verifies JWT bearer tokens against one issuer's key set.
@@ -103,6 +112,17 @@ type JWTVerifier struct {
 	minRefresh time.Duration
 
 	keys atomic.Pointer[keySet]
+
+	// cache holds successful verifications by token hash; nil when
+	// disabled.
+	cache *tokenCache
+	// now is the clock of the claim checks and the cache (time.Now; a
+	// test replaces it before the first Verify).
+	now func() time.Time
+	// hits counts the tokens answered from the cache, verified those
+	// verified from scratch (parse, signature, claims), whatever the
+	// outcome.
+	hits, verified atomic.Int64
 
 	// fetchSem serialises JWKS fetches (periodic and on demand), so that a
 	// burst of tokens with a new kid causes one fetch and an older response
@@ -129,6 +149,7 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 		maxBytes:   cfg.MaxTokenBytes,
 		minRefresh: cfg.MinRefreshInterval,
 		fetchSem:   make(chan struct{}, 1),
+		now:        time.Now,
 	}
 	if cfg.Issuer == "" {
 		return nil, errors.New("jwt: issuer is required")
@@ -141,6 +162,9 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	}
 	refresh, err := v.setLimits(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.setCache(cfg); err != nil {
 		return nil, err
 	}
 	switch {
@@ -231,6 +255,37 @@ func (v *JWTVerifier) setLimits(cfg JWTConfig) (refresh time.Duration, err error
 	return refresh, nil
 }
 
+// setCache builds the verified-token cache, unless CacheTTL disables it.
+func (v *JWTVerifier) setCache(cfg JWTConfig) error {
+	ttl, size := cfg.CacheTTL, cfg.CacheMaxEntries
+	switch {
+	case ttl < 0:
+		return nil
+	case ttl == 0:
+		ttl = DefaultJWTCacheTTL
+	case ttl > MaxJWTCacheTTL:
+		return fmt.Errorf("jwt: cache TTL %s out of range (0 to %s)", ttl, MaxJWTCacheTTL)
+	}
+	switch {
+	case size == 0:
+		size = DefaultJWTCacheMaxEntries
+	case size < 0:
+		return fmt.Errorf("jwt: negative cache size %d", size)
+	}
+	c, err := newTokenCache(size, ttl)
+	if err != nil {
+		return err
+	}
+	v.cache = c
+	return nil
+}
+
+// CacheStats reports the tokens answered from the cache and those
+// verified from scratch (successfully or not), for metrics and tests.
+func (v *JWTVerifier) CacheStats() (hits, verified int64) {
+	return v.hits.Load(), v.verified.Load()
+}
+
 // loadFile reads a key set once: a file is never refreshed, so rotating
 // its keys means reloading the config.
 func (v *JWTVerifier) loadFile(path string) error {
@@ -297,6 +352,11 @@ func invalidToken(reason string, cause error) error {
 // strings, booleans, null, arrays ([]any) and objects (map[string]any)
 // are as encoding/json decodes them.
 //
+// A token that verified before is answered from the cache (see
+// tokenCache) for at most CacheTTL, with its times and key re-checked.
+// Every call returns a map of its own, cached or not, so that no caller
+// can change the claims another request sees.
+//
 // Every failure is a 401 *refusal.Refusal with InvalidToken set and one
 // reason of refusal.TokenTooLarge, TokenMalformed, AlgNotAllowed,
 // UnknownKID, BadSignature, TokenExpired, TokenNotYetValid,
@@ -304,25 +364,51 @@ func invalidToken(reason string, cause error) error {
 // Err holds the cause where there is one. The error text never contains
 // the token.
 func (v *JWTVerifier) Verify(ctx context.Context, token string) (map[string]any, error) {
+	// Before hashing too: the bound is also on the work a caller can
+	// cause.
 	if len(token) > v.maxBytes {
 		return nil, invalidToken(refusal.TokenTooLarge, nil)
 	}
+	if v.cache == nil {
+		e, _, err := v.verify(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		return e.claims, nil
+	}
+	k := hashToken(token)
+	if claims, ok := v.cache.get(v, k, v.keys.Load(), v.now()); ok {
+		v.hits.Add(1)
+		return cloneClaims(claims), nil
+	}
+	e, ks, err := v.verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.add(k, e, ks, v.now())
+	return cloneClaims(e.claims), nil
+}
+
+// verify is the uncached verification. It returns the verified token as
+// a cache entry, with the key set its key was found in.
+func (v *JWTVerifier) verify(ctx context.Context, token string) (*tokenEntry, *keySet, error) {
+	v.verified.Add(1)
 	tok, err := v.parse(token)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	std, payload, err := v.verifySignature(ctx, tok)
+	e, ks, payload, err := v.verifySignature(ctx, tok)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	claims, err := decodeClaims(payload)
+	e.claims, err = decodeClaims(payload)
 	if err != nil {
-		return nil, invalidToken(refusal.TokenMalformed, fmt.Errorf("jwt: decoding claims: %w", err))
+		return nil, nil, invalidToken(refusal.TokenMalformed, fmt.Errorf("jwt: decoding claims: %w", err))
 	}
-	if err := v.checkClaims(std, claims); err != nil {
-		return nil, err
+	if err := v.checkClaims(e.std, e.claims, v.now()); err != nil {
+		return nil, nil, err
 	}
-	return claims, nil
+	return e, ks, nil
 }
 
 // parse reads the compact JWS with the allow-list applied, so that a
@@ -343,40 +429,43 @@ func (v *JWTVerifier) parse(token string) (*josejwt.JSONWebToken, error) {
 	return tok, nil
 }
 
-// verifySignature finds the keys that may have signed tok and returns
-// the standard claims and raw payload of the first that verifies it.
-func (v *JWTVerifier) verifySignature(ctx context.Context, tok *josejwt.JSONWebToken) (josejwt.Claims, rawPayload, error) {
-	var std josejwt.Claims
+// verifySignature finds the keys that may have signed tok and returns,
+// for the first that verifies it, an entry with the standard claims, the
+// kid, alg and key, the key set the key was found in, and the raw payload.
+func (v *JWTVerifier) verifySignature(ctx context.Context, tok *josejwt.JSONWebToken) (*tokenEntry, *keySet, rawPayload, error) {
+	e := &tokenEntry{kid: tok.Headers[0].KeyID, alg: jose.SignatureAlgorithm(tok.Headers[0].Algorithm)}
 	var payload rawPayload
-	cands := v.candidates(ctx, tok.Headers[0].KeyID, jose.SignatureAlgorithm(tok.Headers[0].Algorithm))
+	ks, cands := v.candidates(ctx, e.kid, e.alg)
 	if len(cands) == 0 {
-		return std, nil, invalidToken(refusal.UnknownKID, nil)
+		return nil, nil, nil, invalidToken(refusal.UnknownKID, nil)
 	}
 	var err error
 	for i := range cands {
-		err = tok.Claims(cands[i].Key, &std, &payload)
+		err = tok.Claims(cands[i].Key, &e.std, &payload)
 		if err == nil {
-			return std, payload, nil
+			e.key = cands[i].Key
+			return e, ks, payload, nil
 		}
 		if !errors.Is(err, jose.ErrCryptoFailure) {
 			// The signature held (or a "crit" header is unsupported) but
 			// the payload is not a well-formed claims object.
-			return std, nil, invalidToken(refusal.TokenMalformed, fmt.Errorf("jwt: reading claims: %w", err))
+			return nil, nil, nil, invalidToken(refusal.TokenMalformed, fmt.Errorf("jwt: reading claims: %w", err))
 		}
 	}
-	return std, nil, invalidToken(refusal.BadSignature, fmt.Errorf("jwt: no candidate key verifies the signature: %w", err))
+	return nil, nil, nil, invalidToken(refusal.BadSignature, fmt.Errorf("jwt: no candidate key verifies the signature: %w", err))
 }
 
 // candidates looks the keys up in the current set and, when the kid is
 // unknown and the set comes from a URL, once more after a refresh: the
-// issuer may have rotated keys since the last one.
-func (v *JWTVerifier) candidates(ctx context.Context, kid string, alg jose.SignatureAlgorithm) []jose.JSONWebKey {
+// issuer may have rotated keys since the last one. It returns the set the
+// keys come from.
+func (v *JWTVerifier) candidates(ctx context.Context, kid string, alg jose.SignatureAlgorithm) (*keySet, []jose.JSONWebKey) {
 	ks := v.keys.Load()
 	cands := ks.candidates(kid, alg)
 	if len(cands) == 0 && kid != "" && v.jwksURL != "" {
 		if fresh := v.refreshForUnknownKID(ctx, ks); fresh != nil {
-			cands = fresh.candidates(kid, alg)
+			return fresh, fresh.candidates(kid, alg)
 		}
 	}
-	return cands
+	return ks, cands
 }

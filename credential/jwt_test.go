@@ -318,12 +318,15 @@ func TestJWTMaxTokenBytes(t *testing.T) {
 	jtCheckRefusal(t, err, "token_too_large", token)
 }
 
-func benchmarkJWTVerify(b *testing.B, alg jose.SignatureAlgorithm, priv any, kid string) {
+// benchmarkJWTVerify verifies one bot token over and over, as a gateway
+// does for a bot that keeps its token; cacheTTL -1 measures the uncached
+// verification.
+func benchmarkJWTVerify(b *testing.B, alg jose.SignatureAlgorithm, priv any, kid string, cacheTTL time.Duration) {
 	f := filepath.Join(b.TempDir(), "jwks.json")
 	if err := os.WriteFile(f, jtJWKS(b, jtPublic(priv, kid, string(alg))), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	v := newJTVerifier(b, JWTConfig{JWKSFile: f, Algorithms: []string{string(alg)}})
+	v := newJTVerifier(b, JWTConfig{JWKSFile: f, Algorithms: []string{string(alg)}, CacheTTL: cacheTTL})
 	token := jtSign(b, alg, priv, kid, jtClaims(func(m map[string]any) {
 		m[jtSOPrefix+"associateid"] = "5"
 		m[jtSOPrefix+"ctx"] = "Cust12345"
@@ -339,10 +342,19 @@ func benchmarkJWTVerify(b *testing.B, alg jose.SignatureAlgorithm, priv any, kid
 	}
 }
 
+// BenchmarkJWTVerifyRS256 and BenchmarkJWTVerifyES256 are the uncached
+// verification (cache disabled), the baseline of BenchmarkJWTVerifyCached.
 func BenchmarkJWTVerifyRS256(b *testing.B) {
-	benchmarkJWTVerify(b, jose.RS256, jtKeys().rsa1, "rsa-1")
+	benchmarkJWTVerify(b, jose.RS256, jtKeys().rsa1, "rsa-1", -1)
 }
 
 func BenchmarkJWTVerifyES256(b *testing.B) {
-	benchmarkJWTVerify(b, jose.ES256, jtKeys().ec1, "ec-1")
+	benchmarkJWTVerify(b, jose.ES256, jtKeys().ec1, "ec-1", -1)
+}
+
+// BenchmarkJWTVerifyCached is the same token answered from the cache
+// after its first verification.
+func BenchmarkJWTVerifyCached(b *testing.B) {
+	b.Run("RS256", func(b *testing.B) { benchmarkJWTVerify(b, jose.RS256, jtKeys().rsa1, "rsa-1", 0) })
+	b.Run("ES256", func(b *testing.B) { benchmarkJWTVerify(b, jose.ES256, jtKeys().ec1, "ec-1", 0) })
 }
