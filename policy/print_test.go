@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -101,7 +102,9 @@ decision if {
 	print(concat("", [s | some _ in numbers.range(1, 5000); s := "é"]))
 }
 `})
-	m, logs := printManager(t, Config{Paths: []string{dir}, Query: "data.long.decision"}, zapcore.DebugLevel)
+	// 5 000 iterations under -race on a busy machine can pass the
+	// default 100 ms; the timeout is not what this test is about.
+	m, logs := printManager(t, Config{Paths: []string{dir}, Query: "data.long.decision", Timeout: 10 * time.Second}, zapcore.DebugLevel)
 	evalOK(t, m.Engine())
 	entries := logs.FilterMessage("policy print").All()
 	if len(entries) != 1 {
