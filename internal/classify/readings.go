@@ -167,21 +167,29 @@ func (f features) readings(rounds int) []reading {
 // modifier can join "Re/(S(x))set" into "Reset"): no reading of a path
 // without one can reach a reset.
 func mightNameReset(d string) bool {
-	var b strings.Builder
+	var plain, cut strings.Builder
 	depth := 0
 	for _, r := range d {
+		if r == '/' || r == '\\' {
+			continue
+		}
+		plain.WriteRune(r)
 		switch {
 		case r == '(':
 			depth++
 		case r == ')' && depth > 0:
 			depth--
-		case depth > 0, r == '/', r == '\\':
-		default:
-			b.WriteRune(r)
+		case depth == 0:
+			cut.WriteRune(r)
 		}
 	}
-	f := foldName(b.String())
-	return strings.Contains(f, "reset") || strings.Contains(f, ".svc")
+	// An unbalanced '(' hides the rest from cut; plain still has it.
+	for _, s := range []string{plain.String(), cut.String()} {
+		if f := foldName(s); strings.Contains(f, "reset") || strings.Contains(f, ".svc") {
+			return true
+		}
+	}
+	return false
 }
 
 // normalise returns the non-empty segments of p (case kept) as rd reads
