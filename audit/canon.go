@@ -45,17 +45,19 @@ type canonBuf struct {
 	objs          [maxDepth]canonObject
 	arrs          [maxDepth]canonArray
 	depth, adepth int
-	// The top-level resetguard object, once closed: its place (rg) and
-	// where resetguard.chain goes in it, as an offset from its start, with
-	// the commas the insertion needs (see canonDoc).
+	// The top-level resetguard object, once closed: its place (rg), and
+	// where resetguard.chain goes in b (rgAt, moved along when the record
+	// copies resetguard into its own place) with the commas the insertion
+	// needs (see canonDoc).
 	rg      span
 	rgAt    int
 	rgLead  bool
 	rgTrail bool
 	rgSeen  bool
-	line    []byte // the sealed line (sealLine)
-	doc     canonDoc
-	hash    chainHasher
+	// doc is the document newCanonDoc returns; line, the line sealed from
+	// it. Both go back to the pool with the buffer.
+	doc  canonDoc
+	line []byte
 }
 
 // maxDepth bounds the reused encoders; deeper nesting (never in a

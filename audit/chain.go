@@ -72,8 +72,9 @@ func chainHash(key []byte, prev string, seq int64, canonical []byte) string {
 }
 
 // chainHasher computes chain hashes, keeping its hash state (and an HMAC's
-// key schedule) from one record to the next: a FileSink's pooled buffers
-// carry one, so that sealing a line allocates only the hash's hex string.
+// key schedule) from one record to the next: a FileSink has one, used
+// under its writer lock, so that sealing a line allocates only the hash's
+// hex string.
 type chainHasher struct {
 	sha    hash.Hash
 	mac    hash.Hash
@@ -142,15 +143,17 @@ func decodeObject(b []byte) (map[string]any, error) {
 }
 
 // sealLine links d to the chain after (prevSeq, prevHash) and returns the
-// line to write (with its newline) and the new link. The line is built in
-// d's pooled buffer when it has one: it is good until d.free.
+// line to write (with its newline) and the new link.
 func sealLine(key []byte, d *canonDoc, prevSeq int64, prevHash string) ([]byte, Chain) {
+	var h chainHasher
+	return h.seal(key, d, prevSeq, prevHash)
+}
+
+// seal is sealLine with h's hash state. The line is built in d's pooled
+// buffer when it has one: it is good until d.free.
+func (h *chainHasher) seal(key []byte, d *canonDoc, prevSeq int64, prevHash string) ([]byte, Chain) {
 	c := Chain{Seq: prevSeq + 1, Prev: prevHash}
-	if d.pooled != nil {
-		c.Hash = d.pooled.hash.sum(key, c.Prev, c.Seq, d.b)
-	} else {
-		c.Hash = chainHash(key, c.Prev, c.Seq, d.b)
-	}
+	c.Hash = h.sum(key, c.Prev, c.Seq, d.b)
 	var cj [160]byte
 	var dst []byte
 	if d.pooled != nil {

@@ -125,6 +125,7 @@ type FileSink struct {
 	closed    bool
 	adoptDir  bool   // Reopen: recovery takes the directory now at the path
 	lastRot   string // newest rotated name, so new names sort after it
+	hasher    chainHasher
 
 	warnMu   sync.Mutex // never held across a disk call
 	warnings []string
@@ -345,7 +346,7 @@ func (s *FileSink) appendLine(doc *canonDoc) (Chain, int64, error) {
 	if err := s.readyLocked(); err != nil {
 		return Chain{}, 0, err
 	}
-	line, c := sealLine(s.key, doc, s.seq, s.hash)
+	line, c := s.hasher.seal(s.key, doc, s.seq, s.hash)
 	if s.cfg.MaxSize > 0 && s.size > 0 && s.size+int64(len(line)) > s.cfg.MaxSize {
 		if err := s.rotateLocked(); err != nil {
 			return Chain{}, 0, s.failLocked(fmt.Errorf("audit: file sink: rotating %s: %w", s.cfg.Path, err))
