@@ -219,25 +219,21 @@ func (o *canonObject) AddObject(key string, m zapcore.ObjectMarshaler) error {
 	t := o.target()
 	child := t.child()
 	child.rg = t.top && key == "resetguard"
-	if err := m.MarshalLogObject(child); err != nil {
-		if t.buf.err == nil {
-			t.buf.err = fmt.Errorf("audit: encoding %s: %w", key, err)
-		}
-	}
+	// As zap's JSON encoder does, a marshaler's error still leaves the
+	// object as far as it was written; the error is the caller's.
+	err := m.MarshalLogObject(child)
 	start := child.close().start
 	t.end(key, start)
-	return nil
+	return err
 }
 
 func (o *canonObject) AddArray(key string, m zapcore.ArrayMarshaler) error {
 	t := o.target()
 	arr := t.buf.array()
-	if err := m.MarshalLogArray(arr); err != nil && t.buf.err == nil {
-		t.buf.err = fmt.Errorf("audit: encoding %s: %w", key, err)
-	}
+	err := m.MarshalLogArray(arr)
 	start := arr.close().start
 	t.end(key, start)
-	return nil
+	return err
 }
 
 func (o *canonObject) AddString(key, v string) {
@@ -440,19 +436,15 @@ func (a *canonArray) AppendUint8(v uint8)     { a.AppendUint64(uint64(v)) }
 func (a *canonArray) AppendUintptr(v uintptr) { a.AppendUint64(uint64(v)) }
 func (a *canonArray) AppendObject(m zapcore.ObjectMarshaler) error {
 	child := a.buf.object()
-	if err := m.MarshalLogObject(child); err != nil && a.buf.err == nil {
-		a.buf.err = fmt.Errorf("audit: encoding an array element: %w", err)
-	}
+	err := m.MarshalLogObject(child)
 	a.end(child.close().start)
-	return nil
+	return err
 }
 func (a *canonArray) AppendArray(m zapcore.ArrayMarshaler) error {
 	child := a.buf.array()
-	if err := m.MarshalLogArray(child); err != nil && a.buf.err == nil {
-		a.buf.err = fmt.Errorf("audit: encoding an array element: %w", err)
-	}
+	err := m.MarshalLogArray(child)
 	a.end(child.close().start)
-	return nil
+	return err
 }
 func (a *canonArray) AppendComplex128(v complex128) {
 	a.viaZap(zapcore.Field{Type: zapcore.Complex128Type, Interface: v})
