@@ -112,8 +112,10 @@ func denial(dec policy.Decision) *refusal.Refusal {
 }
 
 // input is the policy input (resetguard.input/v1) of the exchange. It
-// holds no credential value: only the scheme, kind and fingerprint.
-func (h *Handler) input(x *exchange) *policy.Input {
+// holds no credential value: only the scheme, kind and fingerprint. It is
+// returned by value: decide needs it only to build the OPA value, so it
+// can stay on the stack.
+func (h *Handler) input(x *exchange) policy.Input {
 	cred := x.cred
 	r := x.r
 	headers := make(map[string][]string, len(h.InputHeaders))
@@ -128,7 +130,7 @@ func (h *Handler) input(x *exchange) *policy.Input {
 			delete(query, k)
 		}
 	}
-	return &policy.Input{
+	return policy.Input{
 		Action:    action,
 		Route:     string(x.t.Route),
 		SessionID: x.sessionID,

@@ -178,7 +178,7 @@ func BenchmarkServeHTTPDurableAllow(b *testing.B) {
 	})
 	for _, mode := range []string{"none", "never", "interval", "always"} {
 		b.Run(mode, func(b *testing.B) {
-			cfg := &Handler{Policy: PolicyConfig{Paths: []string{"testdata/policies/handoff"}, Query: "data.resetguard.handoff.decision"}}
+			cfg := &Handler{Policy: benchPolicy()}
 			if mode != "none" {
 				cfg.Audit = &AuditConfig{File: &AuditFile{Path: filepath.Join(b.TempDir(), "audit.log"), Fsync: mode}}
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,34 +26,64 @@ import (
 // holds them together.
 
 // canonBuf is the buffer every value of one document is appended to;
-// members refer to their values by position, as append may move it.
+// members refer to their values by position, as append may move it. It
+// is pooled (canonPool) with its scratch space, so that encoding a record
+// allocates next to nothing.
 type canonBuf struct {
 	b   []byte
 	err error
 	// stack holds the members of the objects being built, innermost
-	// last: objects nest, so one slice serves them all.
+	// last: objects nest, so one slice serves them all. elems does the
+	// same for arrays.
 	stack []pendingMember
+	elems []span
+	// order is close's scratch for sorting a member list.
+	order []int32
+	// objs and arrs are the encoders of the objects and arrays being
+	// built, reused by depth (they nest strictly); depth counts objs in
+	// use, adepth arrs.
+	objs          [maxDepth]canonObject
+	arrs          [maxDepth]canonArray
+	depth, adepth int
+	// The top-level resetguard object, once closed: its place (rg), and
+	// where resetguard.chain goes in b (rgAt, moved along when the record
+	// copies resetguard into its own place) with the commas the insertion
+	// needs (see canonDoc).
+	rg      span
+	rgAt    int
+	rgLead  bool
+	rgTrail bool
+	rgSeen  bool
+	// doc is the document newCanonDoc returns; line, the line sealed from
+	// it. Both go back to the pool with the buffer.
+	doc  canonDoc
+	line []byte
 }
+
+// maxDepth bounds the reused encoders; deeper nesting (never in a
+// record) allocates its own.
+const maxDepth = 16
 
 type span struct{ start, end int }
 
 type pendingMember struct {
 	name string
 	val  span
-	sub  []pendingMember // resetguard's members, kept open at the top level
-	open bool
 }
 
 // canonObject collects one object's members, buf.stack[base:].
 type canonObject struct {
 	buf  *canonBuf
 	base int
-	// top: this is the record itself, whose resetguard member stays open
-	// so that the chain can be inserted into it.
-	top bool
+	// top: this is the record itself. rg: this is the record's
+	// resetguard object, where resetguard.chain, which the canonical form
+	// leaves out, goes.
+	top, rg bool
 	// ns is the namespace opened last (zap's OpenNamespace): later fields
 	// go into it.
 	ns *canonObject
+	// pooled: this encoder is buf.objs[...], to be handed back on close.
+	pooled bool
 }
 
 var (
@@ -82,26 +111,97 @@ func (o *canonObject) end(name string, start int) {
 
 func (o *canonObject) members() []pendingMember { return o.buf.stack[o.base:] }
 
-func (o *canonObject) child() *canonObject { return &canonObject{buf: o.buf, base: len(o.buf.stack)} }
+// child is the encoder of an object nested in o, the buffer's own while
+// the nesting is shallow.
+func (o *canonObject) child() *canonObject { return o.buf.object() }
+
+// object is the encoder of a new object, the buffer's own while the
+// nesting is shallow.
+func (b *canonBuf) object() *canonObject {
+	if b.depth < maxDepth {
+		c := &b.objs[b.depth]
+		b.depth++
+		*c = canonObject{buf: b, base: len(b.stack), pooled: true}
+		return c
+	}
+	return &canonObject{buf: b, base: len(b.stack)}
+}
 
 // close sorts the members (a repeated name keeps its last value, as a
 // decoder would) and writes the object, returning where it is.
 func (o *canonObject) close() span {
 	o.settle()
-	members := sortMembers(o.members())
-	start := len(o.buf.b)
-	o.buf.b = append(o.buf.b, '{')
-	for i, m := range members {
-		if i > 0 {
-			o.buf.b = append(o.buf.b, ',')
+	b := o.buf
+	members := b.stack[o.base:]
+	order := b.sortedOrder(members)
+	out := b.b
+	start := len(out)
+	out = append(out, '{')
+	n := 0
+	at, lead, trail := -1, false, false
+	for _, i := range order {
+		m := &members[i]
+		if o.rg {
+			if m.name == "chain" {
+				continue // the chain is not part of what it hashes
+			}
+			if at < 0 && m.name > "chain" {
+				at, lead, trail = len(out), n > 0, n == 0
+			}
 		}
-		o.buf.b = appendCanonString(o.buf.b, m.name)
-		o.buf.b = append(o.buf.b, ':')
-		o.buf.b = append(o.buf.b, o.buf.b[m.val.start:m.val.end]...)
+		if n > 0 {
+			out = append(out, ',')
+		}
+		n++
+		out = appendCanonString(out, m.name)
+		out = append(out, ':')
+		if o.top && m.name == "resetguard" && b.rgSeen && m.val == b.rg {
+			// Where the chain goes, now that resetguard has its place.
+			b.rgAt += len(out) - m.val.start
+		}
+		out = append(out, out[m.val.start:m.val.end]...)
 	}
-	o.buf.b = append(o.buf.b, '}')
-	o.buf.stack = o.buf.stack[:o.base]
-	return span{start, len(o.buf.b)}
+	if o.rg && at < 0 {
+		at, lead, trail = len(out), n > 0, false
+	}
+	out = append(out, '}')
+	b.b = out
+	b.stack = b.stack[:o.base]
+	if o.pooled {
+		b.depth--
+	}
+	v := span{start, len(out)}
+	if o.rg {
+		b.rg, b.rgAt, b.rgLead, b.rgTrail, b.rgSeen = v, at, lead, trail, true
+	}
+	return v
+}
+
+// sortedOrder returns the positions of members in name order, a repeated
+// name once, at its last position. Sorting positions rather than the
+// members themselves moves no strings; lists are short (at most about 20),
+// so an insertion sort does.
+func (b *canonBuf) sortedOrder(members []pendingMember) []int32 {
+	order := b.order[:0]
+	for i := range members {
+		j := len(order)
+		order = append(order, int32(i))
+		// Stable: an equal name goes after the ones already placed.
+		for j > 0 && members[order[j-1]].name > members[i].name {
+			order[j] = order[j-1]
+			j--
+		}
+		order[j] = int32(i)
+	}
+	b.order = order
+	out := order[:0]
+	for k, i := range order {
+		if k+1 < len(order) && members[order[k+1]].name == members[i].name {
+			continue
+		}
+		out = append(out, i)
+	}
+	return out
 }
 
 // settle closes an open namespace into the member OpenNamespace added.
@@ -115,45 +215,25 @@ func (o *canonObject) settle() {
 	o.buf.stack[ns.base-1].val = v // the member OpenNamespace added
 }
 
-func sortMembers(ms []pendingMember) []pendingMember {
-	slices.SortStableFunc(ms, func(a, b pendingMember) int { return strings.Compare(a.name, b.name) })
-	out := ms[:0]
-	for i, m := range ms {
-		if i+1 < len(ms) && ms[i+1].name == m.name {
-			continue
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 func (o *canonObject) AddObject(key string, m zapcore.ObjectMarshaler) error {
 	t := o.target()
 	child := t.child()
-	if err := m.MarshalLogObject(child); err != nil {
-		return err
-	}
-	if t.top && key == "resetguard" {
-		// Left open for the chain, which the canonical form leaves out.
-		child.settle()
-		sub := slices.DeleteFunc(slices.Clone(child.members()), func(p pendingMember) bool { return p.name == "chain" })
-		t.buf.stack = append(t.buf.stack[:child.base], pendingMember{name: key, sub: sub, open: true})
-		return nil
-	}
+	child.rg = t.top && key == "resetguard"
+	// As zap's JSON encoder does, a marshaler's error still leaves the
+	// object as far as it was written; the error is the caller's.
+	err := m.MarshalLogObject(child)
 	start := child.close().start
 	t.end(key, start)
-	return nil
+	return err
 }
 
 func (o *canonObject) AddArray(key string, m zapcore.ArrayMarshaler) error {
 	t := o.target()
-	arr := &canonArray{buf: t.buf}
-	if err := m.MarshalLogArray(arr); err != nil {
-		return err
-	}
+	arr := t.buf.array()
+	err := m.MarshalLogArray(arr)
 	start := arr.close().start
 	t.end(key, start)
-	return nil
+	return err
 }
 
 func (o *canonObject) AddString(key, v string) {
@@ -161,7 +241,22 @@ func (o *canonObject) AddString(key, v string) {
 	t.buf.b = appendCanonString(t.buf.b, v)
 	t.end(key, start)
 }
-func (o *canonObject) AddByteString(key string, v []byte) { o.AddString(key, string(v)) }
+func (o *canonObject) AddByteString(key string, v []byte) {
+	t, start := o.begin()
+	t.buf.b = appendCanonString(t.buf.b, v)
+	t.end(key, start)
+}
+
+// addTime writes t in UTC as RFC 3339 with nanoseconds, the string the
+// record's other encoders write: plain ASCII, so it needs no escaping.
+func (o *canonObject) addTime(key string, t time.Time) {
+	o, start := o.begin()
+	b := append(o.buf.b, '"')
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	o.buf.b = append(b, '"')
+	o.end(key, start)
+}
+
 func (o *canonObject) AddBool(key string, v bool) {
 	t, start := o.begin()
 	t.buf.b = strconv.AppendBool(t.buf.b, v)
@@ -262,30 +357,47 @@ func referenceValue(f zapcore.Field) ([]byte, error) {
 	return bytes.TrimSuffix(out.Bytes(), []byte{'\n'}), nil
 }
 
-// canonArray collects one array's elements.
+// canonArray collects one array's elements, buf.elems[base:].
 type canonArray struct {
-	buf   *canonBuf
-	elems []span
+	buf    *canonBuf
+	base   int
+	pooled bool
+}
+
+// array is the encoder of a new array, the buffer's own while the
+// nesting is shallow.
+func (b *canonBuf) array() *canonArray {
+	if b.adepth < maxDepth {
+		a := &b.arrs[b.adepth]
+		b.adepth++
+		*a = canonArray{buf: b, base: len(b.elems), pooled: true}
+		return a
+	}
+	return &canonArray{buf: b, base: len(b.elems)}
 }
 
 func (a *canonArray) end(start int) {
-	if a.elems == nil {
-		a.elems = make([]span, 0, 4)
-	}
-	a.elems = append(a.elems, span{start, len(a.buf.b)})
+	a.buf.elems = append(a.buf.elems, span{start, len(a.buf.b)})
 }
 
 func (a *canonArray) close() span {
-	start := len(a.buf.b)
-	a.buf.b = append(a.buf.b, '[')
-	for i, e := range a.elems {
+	b := a.buf
+	out := b.b
+	start := len(out)
+	out = append(out, '[')
+	for i, e := range b.elems[a.base:] {
 		if i > 0 {
-			a.buf.b = append(a.buf.b, ',')
+			out = append(out, ',')
 		}
-		a.buf.b = append(a.buf.b, a.buf.b[e.start:e.end]...)
+		out = append(out, out[e.start:e.end]...)
 	}
-	a.buf.b = append(a.buf.b, ']')
-	return span{start, len(a.buf.b)}
+	out = append(out, ']')
+	b.b = out
+	b.elems = b.elems[:a.base]
+	if a.pooled {
+		b.adepth--
+	}
+	return span{start, len(out)}
 }
 
 func (a *canonArray) AppendString(v string) {
@@ -293,7 +405,11 @@ func (a *canonArray) AppendString(v string) {
 	a.buf.b = appendCanonString(a.buf.b, v)
 	a.end(start)
 }
-func (a *canonArray) AppendByteString(v []byte) { a.AppendString(string(v)) }
+func (a *canonArray) AppendByteString(v []byte) {
+	start := len(a.buf.b)
+	a.buf.b = appendCanonString(a.buf.b, v)
+	a.end(start)
+}
 func (a *canonArray) AppendBool(v bool) {
 	start := len(a.buf.b)
 	a.buf.b = strconv.AppendBool(a.buf.b, v)
@@ -319,20 +435,16 @@ func (a *canonArray) AppendUint16(v uint16)   { a.AppendUint64(uint64(v)) }
 func (a *canonArray) AppendUint8(v uint8)     { a.AppendUint64(uint64(v)) }
 func (a *canonArray) AppendUintptr(v uintptr) { a.AppendUint64(uint64(v)) }
 func (a *canonArray) AppendObject(m zapcore.ObjectMarshaler) error {
-	child := &canonObject{buf: a.buf, base: len(a.buf.stack)}
-	if err := m.MarshalLogObject(child); err != nil {
-		return err
-	}
+	child := a.buf.object()
+	err := m.MarshalLogObject(child)
 	a.end(child.close().start)
-	return nil
+	return err
 }
 func (a *canonArray) AppendArray(m zapcore.ArrayMarshaler) error {
-	child := &canonArray{buf: a.buf}
-	if err := m.MarshalLogArray(child); err != nil {
-		return err
-	}
+	child := a.buf.array()
+	err := m.MarshalLogArray(child)
 	a.end(child.close().start)
-	return nil
+	return err
 }
 func (a *canonArray) AppendComplex128(v complex128) {
 	a.viaZap(zapcore.Field{Type: zapcore.Complex128Type, Interface: v})
@@ -375,42 +487,59 @@ func (a *canonArray) viaZap(f zapcore.Field) {
 }
 
 // appendCanonString appends s as the reference path ends up writing it:
-// plain printable ASCII as is; anything else through encoding/json itself
-// without HTML escaping, so that escapes (\u2028, \b, \f, …) are exactly
-// its own, after replacing invalid UTF-8 bytes as zap does.
-func appendCanonString(dst []byte, s string) []byte {
-	plain := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			plain = false
-			break
-		}
-	}
-	if plain {
+// as is when encoding/json would write it unchanged (valid UTF-8 without
+// control characters, '"', '\\', U+2028 or U+2029); anything else through
+// encoding/json itself without HTML escaping, so that escapes (\u2028, \b,
+// \f, …) are exactly its own, after replacing invalid UTF-8 bytes as zap
+// does.
+func appendCanonString[S string | []byte](dst []byte, s S) []byte {
+	if plainString(s) {
 		dst = append(dst, '"')
 		dst = append(dst, s...)
 		return append(dst, '"')
 	}
-	if !utf8.ValidString(s) {
+	str := string(s)
+	if !utf8.ValidString(str) {
 		// zap writes each invalid byte as U+FFFD, which the reference
 		// decode reads back as that character.
 		var b strings.Builder
-		for i := 0; i < len(s); {
-			r, n := utf8.DecodeRuneInString(s[i:])
+		for i := 0; i < len(str); {
+			r, n := utf8.DecodeRuneInString(str[i:])
 			if r == utf8.RuneError && n == 1 {
 				b.WriteRune(utf8.RuneError)
 			} else {
-				b.WriteString(s[i : i+n])
+				b.WriteString(str[i : i+n])
 			}
 			i += n
 		}
-		s = b.String()
+		str = b.String()
 	}
 	var out bytes.Buffer
 	je := json.NewEncoder(&out)
 	je.SetEscapeHTML(false)
-	_ = je.Encode(s) // a string always encodes
+	_ = je.Encode(str) // a string always encodes
 	return append(dst, bytes.TrimSuffix(out.Bytes(), []byte{'\n'})...)
+}
+
+// plainString reports whether encoding/json (without HTML escaping)
+// writes s between quotes unchanged: it escapes only control
+// characters, '"' and '\\', invalid UTF-8, and U+2028 and U+2029.
+func plainString[S string | []byte](s S) bool {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+		if c >= utf8.RuneSelf {
+			ascii = false
+		}
+	}
+	if ascii {
+		return true
+	}
+	str := string(s) // a copy only for a []byte, which a record never writes
+	return utf8.ValidString(str) && !strings.Contains(str, "\u2028") && !strings.Contains(str, "\u2029")
 }
 
 // recordEncoder writes a record's fields and nothing else: no time, level,

@@ -9,21 +9,51 @@ import (
 	"sync"
 )
 
-// canonDoc is a record's canonical JSON kept as its encoded members, so
-// that it can be written with and without resetguard.chain without
-// encoding it twice.
+// canonDoc is a record's canonical JSON without resetguard.chain (the
+// bytes its chain hash covers), with the place where resetguard.chain
+// goes in it, so that the line with its chain is a copy with one
+// insertion rather than a second encoding.
 type canonDoc struct {
-	buf []byte        // the encoded keys and values the members point into
-	top []canonMember // sorted by name
-	rg  int           // index of "resetguard" in top
-	// pooled is where buf came from, when it came from canonPool.
+	b []byte // canonical JSON without resetguard.chain
+	// at is where the chain member goes in b: after resetguard's members
+	// that sort before "chain". lead: a member precedes it, so it needs a
+	// comma before; trail: none precedes it and one follows, so it needs
+	// one after.
+	at          int
+	lead, trail bool
+	// pooled is where b came from, when it came from canonPool.
 	pooled *canonBuf
 }
 
-type canonMember struct {
-	name     string
-	key, val []byte
-	sub      []canonMember // for resetguard only: its members, without chain
+// newCanonDoc encodes r (without its Chain) straight into its canonical
+// form (see chain.go), with no encode/decode round trip.
+func newCanonDoc(r *Record) (*canonDoc, error) {
+	buf := canonPool.Get().(*canonBuf)
+	buf.reset()
+	top := buf.object()
+	top.top = true
+	if err := r.MarshalLogObject(top); err != nil {
+		canonPool.Put(buf)
+		return nil, fmt.Errorf("audit: encoding record: %w", err)
+	}
+	v := top.close()
+	if buf.err != nil {
+		err := buf.err
+		canonPool.Put(buf)
+		return nil, err
+	}
+	if !buf.rgSeen {
+		canonPool.Put(buf)
+		return nil, errors.New("record has no resetguard object")
+	}
+	buf.doc = canonDoc{b: buf.b[v.start:v.end:v.end], at: buf.rgAt - v.start,
+		lead: buf.rgLead, trail: buf.rgTrail, pooled: buf}
+	return &buf.doc, nil
+}
+
+func (b *canonBuf) reset() {
+	b.b, b.stack, b.elems, b.err = b.b[:0], b.stack[:0], b.elems[:0], nil
+	b.depth, b.adepth, b.rgSeen = 0, 0, false
 }
 
 // keyedMember is a member whose key and value are still positions in a
@@ -34,65 +64,43 @@ type keyedMember struct {
 	sub      []keyedMember // resetguard's members, without chain
 }
 
-// resolveDoc takes the members' slices of buf once it has stopped
-// growing; rg is resetguard's index in members.
-func resolveDoc(buf []byte, members []keyedMember, rg int) *canonDoc {
-	at := func(s span) []byte { return buf[s.start:s.end:s.end] }
-	doc := &canonDoc{buf: buf, rg: rg, top: make([]canonMember, len(members))}
-	for i, m := range members {
-		doc.top[i] = canonMember{name: m.name, key: at(m.key)}
+// flatDoc writes the members of a document, whose keys and values are
+// in src, as its canonical JSON; rg is resetguard's index in top.
+func flatDoc(src []byte, top []keyedMember, rg int) *canonDoc {
+	at := func(s span) []byte { return src[s.start:s.end] }
+	d := &canonDoc{}
+	out := make([]byte, 0, len(src)+len(top)+16)
+	out = append(out, '{')
+	for i, m := range top {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, at(m.key)...)
+		out = append(out, ':')
 		if i != rg {
-			doc.top[i].val = at(m.val)
+			out = append(out, at(m.val)...)
 			continue
 		}
-		doc.top[i].sub = make([]canonMember, len(m.sub))
+		out = append(out, '{')
+		d.at = -1
 		for j, q := range m.sub {
-			doc.top[i].sub[j] = canonMember{name: q.name, key: at(q.key), val: at(q.val)}
-		}
-	}
-	return doc
-}
-
-// newCanonDoc encodes r (without its Chain) straight into its canonical
-// form (see chain.go), with no encode/decode round trip.
-func newCanonDoc(r *Record) (*canonDoc, error) {
-	c := *r
-	c.Chain = nil
-	buf := canonPool.Get().(*canonBuf)
-	buf.b, buf.stack, buf.err = buf.b[:0], buf.stack[:0], nil
-	top := &canonObject{buf: buf, top: true}
-	if err := c.MarshalLogObject(top); err != nil {
-		return nil, fmt.Errorf("audit: encoding record: %w", err)
-	}
-	if buf.err != nil {
-		return nil, buf.err
-	}
-	top.settle()
-	// Keys go into the buffer too; slices of it are taken only once it
-	// has stopped growing.
-	withKey := func(m pendingMember) keyedMember {
-		start := len(buf.b)
-		buf.b = appendCanonString(buf.b, m.name)
-		return keyedMember{name: m.name, key: span{start, len(buf.b)}, val: m.val}
-	}
-	var members []keyedMember
-	rg := -1
-	for _, m := range sortMembers(top.members()) {
-		k := withKey(m)
-		if m.open {
-			rg = len(members)
-			for _, q := range sortMembers(m.sub) {
-				k.sub = append(k.sub, withKey(q))
+			if d.at < 0 && q.name > "chain" {
+				d.at, d.lead, d.trail = len(out), j > 0, j == 0
 			}
+			if j > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, at(q.key)...)
+			out = append(out, ':')
+			out = append(out, at(q.val)...)
 		}
-		members = append(members, k)
+		if d.at < 0 {
+			d.at, d.lead, d.trail = len(out), len(m.sub) > 0, false
+		}
+		out = append(out, '}')
 	}
-	if rg < 0 {
-		return nil, errors.New("record has no resetguard object")
-	}
-	doc := resolveDoc(buf.b, members, rg)
-	doc.pooled = buf
-	return doc, nil
+	d.b = append(out, '}')
+	return d
 }
 
 // canonFromMap encodes m's members (resetguard's one level down, leaving
@@ -132,7 +140,7 @@ func canonFromMap(m map[string]any) (*canonDoc, error) {
 	if rg < 0 {
 		return nil, errors.New("record has no resetguard object")
 	}
-	return resolveDoc(e.out.Bytes(), top, rg), nil
+	return flatDoc(e.out.Bytes(), top, rg), nil
 }
 
 // spanEncoder appends values to one buffer as encoding/json writes them
@@ -182,46 +190,19 @@ func (e *spanEncoder) keys(m map[string]any, skip string) ([]keyedMember, error)
 // appendTo writes the canonical JSON, with resetguard.chain set to chain
 // (an encoded object) unless chain is nil.
 func (d *canonDoc) appendTo(dst, chain []byte) []byte {
-	dst = append(dst, '{')
-	for i, m := range d.top {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, m.key...)
-		dst = append(dst, ':')
-		if i != d.rg {
-			dst = append(dst, m.val...)
-			continue
-		}
-		dst = append(dst, '{')
-		n := 0
-		sep := func() {
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			n++
-		}
-		for _, s := range m.sub {
-			if chain != nil && s.name > "chain" {
-				sep()
-				dst = append(dst, `"chain":`...)
-				dst = append(dst, chain...)
-				chain = nil
-			}
-			sep()
-			dst = append(dst, s.key...)
-			dst = append(dst, ':')
-			dst = append(dst, s.val...)
-		}
-		if chain != nil {
-			sep()
-			dst = append(dst, `"chain":`...)
-			dst = append(dst, chain...)
-			chain = nil
-		}
-		dst = append(dst, '}')
+	if chain == nil {
+		return append(dst, d.b...)
 	}
-	return append(dst, '}')
+	dst = append(dst, d.b[:d.at]...)
+	if d.lead {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"chain":`...)
+	dst = append(dst, chain...)
+	if d.trail {
+		dst = append(dst, ',')
+	}
+	return append(dst, d.b[d.at:]...)
 }
 
 // Canonical returns r's canonical JSON without resetguard.chain: the bytes
@@ -231,36 +212,31 @@ func Canonical(r *Record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer d.free()
 	return d.appendTo(nil, nil), nil
 }
 
-// canonPool recycles the buffers documents are built in; a FileSink
-// returns one as soon as the line is sealed.
+// canonPool recycles the buffers documents are built in, with their
+// scratch space; a FileSink returns one as soon as the line is written.
 var canonPool = sync.Pool{New: func() any {
-	return &canonBuf{b: make([]byte, 0, 8<<10), stack: make([]pendingMember, 0, 64)}
+	return &canonBuf{b: make([]byte, 0, 8<<10), stack: make([]pendingMember, 0, 64),
+		elems: make([]span, 0, 16), order: make([]int32, 0, 32)}
 }}
 
-// free hands d's buffer back for reuse; d must not be used after.
-func (d *canonDoc) free() {
-	if d.pooled == nil || cap(d.buf) > 64<<10 {
-		return // a huge record's buffer is not worth keeping
-	}
-	d.pooled.b = d.buf[:0]
-	canonPool.Put(d.pooled)
-	d.pooled, d.buf, d.top = nil, nil, nil
-}
+// maxPooled bounds the buffers kept for reuse: a record is a few KiB, and
+// keeping a rare huge one would pin its memory.
+const maxPooled = 64 << 10
 
-// size is the length of d.appendTo(nil, nil).
-func (d *canonDoc) size() int {
-	n := 1 + len(d.top)
-	for i, m := range d.top {
-		n += len(m.key) + 1 + len(m.val)
-		if i == d.rg {
-			n += 1 + len(m.sub)
-			for _, q := range m.sub {
-				n += len(q.key) + 1 + len(q.val)
-			}
-		}
+// free hands d's buffer back for reuse; d, and any line sealed from it,
+// must not be used after.
+func (d *canonDoc) free() {
+	p := d.pooled
+	if p == nil {
+		return
 	}
-	return n
+	d.pooled, d.b = nil, nil
+	if cap(p.b) > maxPooled || cap(p.line) > maxPooled {
+		return
+	}
+	canonPool.Put(p)
 }

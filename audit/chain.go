@@ -67,20 +67,47 @@ func appendChainJSON(dst []byte, c Chain) []byte {
 // chainHash computes a record's hash from its predecessor's, its seq and
 // its canonical JSON without the chain. An empty key means plain SHA-256.
 func chainHash(key []byte, prev string, seq int64, canonical []byte) string {
+	var h chainHasher
+	return h.sum(key, prev, seq, canonical)
+}
+
+// chainHasher computes chain hashes, keeping its hash state (and an HMAC's
+// key schedule) from one record to the next: a FileSink has one, used
+// under its writer lock, so that sealing a line allocates only the hash's
+// hex string.
+type chainHasher struct {
+	sha    hash.Hash
+	mac    hash.Hash
+	macKey []byte
+	prefix []byte
+}
+
+func (c *chainHasher) sum(key []byte, prev string, seq int64, canonical []byte) string {
 	var h hash.Hash
-	if len(key) > 0 {
-		h = hmac.New(sha256.New, key)
-	} else {
-		h = sha256.New()
+	switch {
+	case len(key) == 0:
+		if c.sha == nil {
+			c.sha = sha256.New()
+		}
+		h = c.sha
+	case c.mac != nil && bytes.Equal(key, c.macKey):
+		h = c.mac
+	default:
+		c.mac, c.macKey = hmac.New(sha256.New, key), bytes.Clone(key)
+		h = c.mac
 	}
-	var num [24]byte
-	h.Write([]byte(prev))
-	h.Write([]byte{'\n'})
-	h.Write(strconv.AppendInt(num[:0], seq, 10))
-	h.Write([]byte{'\n'})
+	h.Reset()
+	p := append(c.prefix[:0], prev...)
+	p = append(p, '\n')
+	p = strconv.AppendInt(p, seq, 10)
+	p = append(p, '\n')
+	c.prefix = p
+	h.Write(p)
 	h.Write(canonical)
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], h.Sum(sum[:0]))
+	return string(hx[:])
 }
 
 // isHash reports whether s is 64 lower-case hex digits, the form of hash
@@ -118,13 +145,25 @@ func decodeObject(b []byte) (map[string]any, error) {
 // sealLine links d to the chain after (prevSeq, prevHash) and returns the
 // line to write (with its newline) and the new link.
 func sealLine(key []byte, d *canonDoc, prevSeq int64, prevHash string) ([]byte, Chain) {
-	n := d.size()
-	canonical := d.appendTo(make([]byte, 0, 2*n+160), nil) // then the line, with its chain
+	var h chainHasher
+	return h.seal(key, d, prevSeq, prevHash)
+}
+
+// seal is sealLine with h's hash state. The line is built in d's pooled
+// buffer when it has one: it is good until d.free.
+func (h *chainHasher) seal(key []byte, d *canonDoc, prevSeq int64, prevHash string) ([]byte, Chain) {
 	c := Chain{Seq: prevSeq + 1, Prev: prevHash}
-	c.Hash = chainHash(key, c.Prev, c.Seq, canonical)
+	c.Hash = h.sum(key, c.Prev, c.Seq, d.b)
 	var cj [160]byte
-	line := d.appendTo(canonical[len(canonical):], appendChainJSON(cj[:0], c))
-	return append(line, '\n'), c
+	var dst []byte
+	if d.pooled != nil {
+		dst = d.pooled.line[:0]
+	}
+	line := append(d.appendTo(dst, appendChainJSON(cj[:0], c)), '\n')
+	if d.pooled != nil {
+		d.pooled.line = line
+	}
+	return line, c
 }
 
 // chainOf extracts and checks resetguard.chain.

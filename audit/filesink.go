@@ -125,6 +125,7 @@ type FileSink struct {
 	closed    bool
 	adoptDir  bool   // Reopen: recovery takes the directory now at the path
 	lastRot   string // newest rotated name, so new names sort after it
+	hasher    chainHasher
 
 	warnMu   sync.Mutex // never held across a disk call
 	warnings []string
@@ -334,18 +335,18 @@ func (s *FileSink) refuseFast() error {
 // rotating first if it would pass MaxSize. It returns the new link and
 // the epoch it was written in.
 func (s *FileSink) appendLine(doc *canonDoc) (Chain, int64, error) {
+	// The line is built in doc's buffer, which goes back to the pool
+	// once the line is written (or not).
+	defer doc.free()
 	if err := s.mu.lockWithin(s.cfg.WriteTimeout); err != nil {
-		doc.free()
 		return Chain{}, 0, err
 	}
 	defer s.mu.Unlock()
 	defer s.publishLocked()
 	if err := s.readyLocked(); err != nil {
-		doc.free()
 		return Chain{}, 0, err
 	}
-	line, c := sealLine(s.key, doc, s.seq, s.hash)
-	doc.free()
+	line, c := s.hasher.seal(s.key, doc, s.seq, s.hash)
 	if s.cfg.MaxSize > 0 && s.size > 0 && s.size+int64(len(line)) > s.cfg.MaxSize {
 		if err := s.rotateLocked(); err != nil {
 			return Chain{}, 0, s.failLocked(fmt.Errorf("audit: file sink: rotating %s: %w", s.cfg.Path, err))

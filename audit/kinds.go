@@ -60,7 +60,7 @@ func (p *Repair) MarshalLogObject(e zapcore.ObjectEncoder) error {
 // file (event.category file, event.type change), and there is no request,
 // so no http, url, user or resetguard.route.
 func (r *Record) marshalRepairRecord(enc zapcore.ObjectEncoder) error {
-	enc.AddString("@timestamp", r.Timestamp.UTC().Format(time.RFC3339Nano))
+	addTimeString(enc, "@timestamp", r.Timestamp)
 	enc.AddString("schema", Schema)
 	_ = enc.AddObject("ecs", objectFunc(func(e zapcore.ObjectEncoder) error {
 		e.AddString("version", ECSVersion)

@@ -120,59 +120,75 @@ type Upstream struct {
 
 // MarshalLogObject writes the record's top-level fields; used with
 // zap.Inline so that a JSON log encoder emits the ECS document as is.
+//
+// Each nested object is the record (or one of its parts) seen through a
+// named type whose MarshalLogObject writes that object: a pointer in an
+// interface costs no allocation, where a closure over the record would
+// cost one per object, twice per record (the logger and the durable
+// file each walk it once).
 func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if r.Kind == KindRepair {
 		// Not about a request: no http, url, user or route to write.
 		return r.marshalRepairRecord(enc)
 	}
-	enc.AddString("@timestamp", r.Timestamp.UTC().Format(time.RFC3339Nano))
+	addTimeString(enc, "@timestamp", r.Timestamp)
 	enc.AddString("schema", Schema)
-	_ = enc.AddObject("ecs", objectFunc(func(e zapcore.ObjectEncoder) error {
-		e.AddString("version", ECSVersion)
-		return nil
-	}))
-	_ = enc.AddObject("event", objectFunc(r.marshalEvent))
-	_ = enc.AddObject("http", objectFunc(func(e zapcore.ObjectEncoder) error {
-		_ = e.AddObject("request", objectFunc(func(e zapcore.ObjectEncoder) error {
-			addString(e, "id", r.RequestID)
-			e.AddString("method", r.Method)
-			return nil
-		}))
-		return e.AddObject("response", objectFunc(func(e zapcore.ObjectEncoder) error {
-			e.AddInt("status_code", r.Status)
-			return nil
-		}))
-	}))
-	_ = enc.AddObject("url", objectFunc(func(e zapcore.ObjectEncoder) error {
-		e.AddString("path", r.Path)
-		return nil
-	}))
+	_ = enc.AddObject("ecs", ecsFields{})
+	_ = enc.AddObject("event", (*eventFields)(r))
+	_ = enc.AddObject("http", (*httpFields)(r))
+	_ = enc.AddObject("url", (*urlFields)(r))
 	if r.SourceIP != "" {
-		_ = enc.AddObject("source", objectFunc(func(e zapcore.ObjectEncoder) error {
-			e.AddString("ip", r.SourceIP)
-			return nil
-		}))
+		_ = enc.AddObject("source", (*sourceFields)(r))
 	}
 	if r.UserID != "" || r.UserName != "" || r.UserDomain != "" {
-		_ = enc.AddObject("user", objectFunc(func(e zapcore.ObjectEncoder) error {
-			addString(e, "id", r.UserID)
-			addString(e, "name", r.UserName)
-			addString(e, "domain", r.UserDomain)
-			return nil
-		}))
+		_ = enc.AddObject("user", (*userFields)(r))
 	}
-	return enc.AddObject("resetguard", objectFunc(r.marshalResetGuard))
+	return enc.AddObject("resetguard", (*resetGuardFields)(r))
 }
 
-func (r *Record) marshalEvent(e zapcore.ObjectEncoder) error {
+// The record's objects, each written by its type's MarshalLogObject.
+type (
+	ecsFields          struct{}
+	eventFields        Record
+	httpFields         Record
+	httpRequestFields  Record
+	httpResponseFields Record
+	urlFields          Record
+	sourceFields       Record
+	userFields         Record
+	resetGuardFields   Record
+	credentialFields   Record
+	decisionFields     Decision
+	forwardedFields    Forwarded
+	upstreamFields     Upstream
+	chainFields        Chain
+	chatSessionFields  Record
+	customerFields     map[string]string
+)
+
+// The fixed arrays of event.category and event.type, shared so that
+// writing them allocates nothing.
+var (
+	categoryAPIIAM = &stringArray{"api", "iam"}
+	typeAllowed    = &stringArray{"allowed"}
+	typeDenied     = &stringArray{"denied"}
+)
+
+func (ecsFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddString("version", ECSVersion)
+	return nil
+}
+
+func (f *eventFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	r := (*Record)(f)
 	addString(e, "id", r.EventID)
 	e.AddString("kind", "event")
-	_ = e.AddArray("category", stringArray{"api", "iam"})
-	typ := "denied"
+	_ = e.AddArray("category", categoryAPIIAM)
+	typ := typeDenied
 	if r.Allowed {
-		typ = "allowed"
+		typ = typeAllowed
 	}
-	_ = e.AddArray("type", stringArray{typ})
+	_ = e.AddArray("type", typ)
 	e.AddString("action", r.Action)
 	e.AddString("outcome", r.Outcome)
 	addString(e, "reason", r.Reason)
@@ -180,7 +196,41 @@ func (r *Record) marshalEvent(e zapcore.ObjectEncoder) error {
 	return nil
 }
 
-func (r *Record) marshalResetGuard(e zapcore.ObjectEncoder) error {
+func (f *httpFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	_ = e.AddObject("request", (*httpRequestFields)(f))
+	return e.AddObject("response", (*httpResponseFields)(f))
+}
+
+func (f *httpRequestFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	addString(e, "id", f.RequestID)
+	e.AddString("method", f.Method)
+	return nil
+}
+
+func (f *httpResponseFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddInt("status_code", f.Status)
+	return nil
+}
+
+func (f *urlFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddString("path", f.Path)
+	return nil
+}
+
+func (f *sourceFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddString("ip", f.SourceIP)
+	return nil
+}
+
+func (f *userFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	addString(e, "id", f.UserID)
+	addString(e, "name", f.UserName)
+	addString(e, "domain", f.UserDomain)
+	return nil
+}
+
+func (f *resetGuardFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	r := (*Record)(f)
 	e.AddString("route", r.Route)
 	addString(e, "kind", r.Kind)
 	if r.IntentSeq > 0 {
@@ -194,45 +244,53 @@ func (r *Record) marshalResetGuard(e zapcore.ObjectEncoder) error {
 		e.AddInt32("session_id", r.SessionID)
 	}
 	if r.CredScheme != "" {
-		_ = e.AddObject("credential", objectFunc(func(e zapcore.ObjectEncoder) error {
-			e.AddString("scheme", r.CredScheme)
-			addString(e, "fingerprint", r.Fingerprint)
-			return nil
-		}))
+		_ = e.AddObject("credential", (*credentialFields)(r))
 	}
 	if d := r.Decision; d != nil {
-		_ = e.AddObject("decision", objectFunc(func(e zapcore.ObjectEncoder) error {
-			e.AddBool("allow", d.Allow)
-			e.AddBool("dry_run", d.DryRun)
-			_ = e.AddArray("reasons", stringArray(d.Reasons))
-			e.AddString("query", d.Query)
-			e.AddString("policy_revision", d.Revision)
-			e.AddInt64("eval_ns", int64(d.Eval))
-			return nil
-		}))
+		_ = e.AddObject("decision", (*decisionFields)(d))
 	}
 	if f := r.Forwarded; f != nil {
-		_ = e.AddObject("forwarded", objectFunc(func(e zapcore.ObjectEncoder) error {
-			e.AddString("path", f.Path)
-			addString(e, "body", f.Body)
-			return nil
-		}))
+		_ = e.AddObject("forwarded", (*forwardedFields)(f))
 	}
 	if u := r.Upstream; u != nil {
-		_ = e.AddObject("upstream", objectFunc(func(e zapcore.ObjectEncoder) error {
-			e.AddInt("status", u.Status)
-			e.AddInt64("duration_ns", int64(u.Duration))
-			addString(e, "content_type", u.ContentType)
-			addString(e, "error", u.Error)
-			e.AddBool("entity_read", u.EntityRead)
-			addString(e, "entity_error", u.EntityError)
-			return nil
-		}))
+		_ = e.AddObject("upstream", (*upstreamFields)(u))
 	}
-	if cs := r.ChatSession; cs != nil {
-		_ = e.AddObject("chat_session", chatSessionFields{cs, r.Customer})
+	if r.ChatSession != nil {
+		_ = e.AddObject("chat_session", (*chatSessionFields)(r))
 	}
 	addChain(e, r.Chain)
+	return nil
+}
+
+func (f *credentialFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddString("scheme", f.CredScheme)
+	addString(e, "fingerprint", f.Fingerprint)
+	return nil
+}
+
+func (d *decisionFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddBool("allow", d.Allow)
+	e.AddBool("dry_run", d.DryRun)
+	_ = e.AddArray("reasons", (*stringArray)(&d.Reasons))
+	e.AddString("query", d.Query)
+	e.AddString("policy_revision", d.Revision)
+	e.AddInt64("eval_ns", int64(d.Eval))
+	return nil
+}
+
+func (f *forwardedFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddString("path", f.Path)
+	addString(e, "body", f.Body)
+	return nil
+}
+
+func (u *upstreamFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddInt("status", u.Status)
+	e.AddInt64("duration_ns", int64(u.Duration))
+	addString(e, "content_type", u.ContentType)
+	addString(e, "error", u.Error)
+	e.AddBool("entity_read", u.EntityRead)
+	addString(e, "entity_error", u.EntityError)
 	return nil
 }
 
@@ -241,23 +299,21 @@ func addChain(e zapcore.ObjectEncoder, c *Chain) {
 	if c == nil {
 		return
 	}
-	_ = e.AddObject("chain", objectFunc(func(e zapcore.ObjectEncoder) error {
-		e.AddInt64("seq", c.Seq)
-		e.AddString("prev", c.Prev)
-		e.AddString("hash", c.Hash)
-		return nil
-	}))
+	_ = e.AddObject("chain", (*chainFields)(c))
 }
 
-// chatSessionFields writes the chat_session block; kept apart from
-// ChatSession so that the entity type stays a plain data struct.
-type chatSessionFields struct {
-	cs       *ChatSession
-	customer map[string]string
+func (c *chainFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddInt64("seq", c.Seq)
+	e.AddString("prev", c.Prev)
+	e.AddString("hash", c.Hash)
+	return nil
 }
 
-func (f chatSessionFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
-	cs := f.cs
+// MarshalLogObject writes the chat_session block from the record's
+// entity and customer fields; kept apart from ChatSession so that the
+// entity type stays a plain data struct.
+func (f *chatSessionFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	cs := f.ChatSession
 	e.AddInt32("id", cs.ID)
 	e.AddInt32("topic_id", cs.TopicID)
 	e.AddString("status", cs.Status)
@@ -273,13 +329,15 @@ func (f chatSessionFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	addTime(e, "when_started", cs.WhenStarted)
 	addTime(e, "when_ended", cs.WhenEnded)
 	addTime(e, "when_idle", cs.WhenIdle)
-	if len(f.customer) > 0 {
-		_ = e.AddObject("customer", objectFunc(func(e zapcore.ObjectEncoder) error {
-			for _, k := range slices.Sorted(maps.Keys(f.customer)) {
-				e.AddString(k, f.customer[k])
-			}
-			return nil
-		}))
+	if len(f.Customer) > 0 {
+		_ = e.AddObject("customer", customerFields(f.Customer))
+	}
+	return nil
+}
+
+func (c customerFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		e.AddString(k, c[k])
 	}
 	return nil
 }
@@ -299,6 +357,16 @@ func addTime(e zapcore.ObjectEncoder, key string, t time.Time) {
 		_ = e.AddReflected(key, nil)
 		return
 	}
+	addTimeString(e, key, t)
+}
+
+// addTimeString writes t in UTC as an RFC 3339 string; the canonical
+// encoder formats it in place, without the string.
+func addTimeString(e zapcore.ObjectEncoder, key string, t time.Time) {
+	if c, ok := e.(*canonObject); ok {
+		c.addTime(key, t)
+		return
+	}
 	e.AddString(key, t.UTC().Format(time.RFC3339Nano))
 }
 
@@ -312,6 +380,8 @@ type objectFunc func(zapcore.ObjectEncoder) error
 
 func (f objectFunc) MarshalLogObject(e zapcore.ObjectEncoder) error { return f(e) }
 
+// stringArray writes a JSON array of strings; passed as a pointer
+// (*stringArray) it is put in an interface without an allocation.
 type stringArray []string
 
 func (a stringArray) MarshalLogArray(e zapcore.ArrayEncoder) error {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -132,7 +133,14 @@ func decodeContent(body []byte, codings []coding, maxDecoded int64) ([]byte, err
 		var err error
 		switch codings[i] {
 		case codingGzip:
-			r, err = gzip.NewReader(r)
+			var zr *gzip.Reader
+			zr, err = newGzipReader(r)
+			if zr != nil && len(body) <= maxPooledGzipBody {
+				// A pooled reader keeps its last source until its next
+				// use: only a small body may stay referenced so.
+				defer gzipReaders.Put(zr)
+			}
+			r = zr
 		case codingDeflate:
 			r, err = newDeflateReader(r)
 		case codingZstd:
@@ -155,6 +163,26 @@ func decodeContent(body []byte, codings []coding, maxDecoded int64) ([]byte, err
 		return nil, codingError(codingList(codings), err)
 	}
 	return data, nil
+}
+
+// gzipReaders recycles gzip readers: each holds a DEFLATE decoder of
+// some 40 KiB, which Reset keeps for the next body.
+var gzipReaders sync.Pool
+
+// maxPooledGzipBody bounds the bodies whose reader goes back to the pool.
+const maxPooledGzipBody = 64 << 10
+
+// newGzipReader is a reader of r from the pool, or a new one; it is
+// returned with an error only when it can go back to the pool.
+func newGzipReader(r io.Reader) (*gzip.Reader, error) {
+	if zr, ok := gzipReaders.Get().(*gzip.Reader); ok {
+		return zr, zr.Reset(r)
+	}
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	return zr, nil
 }
 
 // newZstdReader is one synchronous decoder (no goroutines, no per-CPU

@@ -112,8 +112,16 @@ func decodeJSON(data []byte, out *rawEntity) error {
 		w := new(jsonEntityCustomer)
 		e, c, target = &w.jsonEntity, &w.jsonCustomer, w
 	}
-	if err := json.Unmarshal(data, target); err != nil {
-		return fmt.Errorf(errPrefix+"JSON: %w", err)
+	if !scanEntity(data, e, c) {
+		// Not a document the single-pass reader is sure of: encoding/json
+		// decides, from zero values, and names any error.
+		*e = jsonEntity{}
+		if c != nil {
+			*c = jsonCustomer{}
+		}
+		if err := json.Unmarshal(data, target); err != nil {
+			return fmt.Errorf(errPrefix+"JSON: %w", err)
+		}
 	}
 	out.topicID, out.initialQueuePos, out.alertLevel = e.TopicID, e.InitialQueuePos, e.AlertLevel
 	out.rank, out.rating, out.chatbotIsActive = e.Rank, e.Rating, e.ChatbotIsActive
