@@ -216,19 +216,8 @@ func (s *jsonScanner) object(member func(key []byte) bool, depth int, matchKeys 
 		if !member(key) {
 			return false
 		}
-		s.space()
-		if s.i >= len(s.data) {
-			return false
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-			s.space()
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if end, ok := s.separator('}'); !ok || end {
+			return ok
 		}
 	}
 }
@@ -289,19 +278,8 @@ func (s *jsonScanner) array(depth int) bool {
 		if _, ok := s.value(depth + 1); !ok {
 			return false
 		}
-		s.space()
-		if s.i >= len(s.data) {
-			return false
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-			s.space()
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
+		if end, ok := s.separator(']'); !ok || end {
+			return ok
 		}
 	}
 }
@@ -437,4 +415,25 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func isHex(c byte) bool {
 	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// separator reads what follows a member or element: a ',' before the
+// next one, or close, which ends the object or array (end true). Anything
+// else is not JSON this reader follows (ok false).
+func (s *jsonScanner) separator(close byte) (end, ok bool) {
+	s.space()
+	if s.i >= len(s.data) {
+		return false, false
+	}
+	switch s.data[s.i] {
+	case ',':
+		s.i++
+		s.space()
+		return false, true
+	case close:
+		s.i++
+		return true, true
+	default:
+		return false, false
+	}
 }
