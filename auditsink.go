@@ -82,8 +82,9 @@ func (h *Handler) reportRepairs(path string, s *audit.FileSink) {
 	}
 	st := s.Stats()
 	if st.TornCuts > 0 {
-		guardMetrics.auditTornLines.Add(float64(st.TornCuts))
-		guardMetrics.auditTornBytes.Add(float64(st.TornBytes))
+		m := h.metrics()
+		m.auditTornLines.Add(float64(st.TornCuts))
+		m.auditTornBytes.Add(float64(st.TornBytes))
 		h.logger.Warn("durable audit file: cut a torn final line left by a crash; it is saved beside the file and noted in the chain",
 			zap.String("path", path), zap.Int64("torn_lines", st.TornCuts), zap.Int64("bytes", st.TornBytes),
 			zap.String("saved_as", st.LastTornFile))
@@ -106,11 +107,11 @@ func (h *Handler) writeRecord(r *audit.Record) {
 		}
 		if err != nil {
 			r.Fallback = true
-			guardMetrics.auditErrors.Inc()
+			h.metrics().auditErrors.Inc()
 			h.logger.Error("durable audit write failed; record kept on the Caddy logger only",
 				zap.String("request_id", r.RequestID), zap.Error(err))
 		}
 	}
 	h.sink.Write(r)
-	guardMetrics.auditRecords.Inc()
+	h.metrics().auditRecords.Inc()
 }

@@ -55,7 +55,7 @@ func (h *Handler) decide(x *exchange) *refusal.Refusal {
 		Revision: engine.Revision(),
 		Eval:     time.Since(evalStart),
 	}
-	guardMetrics.evalSeconds.Observe(x.decision.Eval.Seconds())
+	metricsFor(x.r.Context()).evalSeconds.Observe(x.decision.Eval.Seconds())
 	x.verdict = h.verdict(dec, err)
 	switch {
 	case err != nil && x.r.Context().Err() != nil:

@@ -82,7 +82,7 @@ func (x *exchange) observeUpstream(held *heldResponse, upStart time.Time) {
 	up.Duration = time.Since(upStart)
 	up.Status = held.status
 	up.ContentType = held.Header().Get("Content-Type")
-	guardMetrics.upstreamSeconds.WithLabelValues(string(x.t.Route)).Observe(up.Duration.Seconds())
+	metricsFor(x.r.Context()).upstream(string(x.t.Route), up.Duration)
 	held.Header().Set("X-Request-Id", x.requestID)
 }
 

@@ -61,6 +61,8 @@ func (i *Identity) provision(ctx context.Context) (*identity, error) {
 			orDefault(j.AssociateIDClaim, defaultAssociateIDClaim), orDefault(j.TenantClaim, defaultTenantClaim)}
 	}
 	if p := i.PrincipalLookup; p != nil {
+		// Counted for the server the handler is provisioned for.
+		sm := metricsFor(ctx)
 		upstream := repl.ReplaceKnown(p.Upstream, "")
 		backend, err := superoffice.NewClient(superoffice.Config{Upstream: upstream, Timeout: time.Duration(p.Timeout)})
 		if err != nil {
@@ -73,9 +75,9 @@ func (i *Identity) provision(ctx context.Context) (*identity, error) {
 			MaxEntries: p.MaxEntries,
 			OnCache: func(hit bool) {
 				if hit {
-					guardMetrics.principalHits.Inc()
+					sm.principalHits.Inc()
 				} else {
-					guardMetrics.principalMisses.Inc()
+					sm.principalMisses.Inc()
 				}
 			},
 		})

@@ -43,6 +43,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("reset_guard: %w", err)
 	}
+	// ctx carries the server being provisioned, as requests will.
+	sm := h.bindMetrics(ctx)
 
 	h.schemes = h.schemes[:0]
 	for _, s := range h.Schemes {
@@ -80,8 +82,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if remote != nil {
 		h.remoteShown = redactURL(remote.URL) + " " + remote.Resource
-		remote.OnActivate = func(string) { guardMetrics.bundleActivations.Inc() }
-		remote.OnReject = func(error) { guardMetrics.bundleRejections.Inc() }
+		remote.OnActivate = func(string) { sm.bundleActivations.Inc() }
+		remote.OnReject = func(error) { sm.bundleRejections.Inc() }
 	}
 	pm, err := policy.NewManager(ctx, h.Policy.engineConfig(), remote, wait, h.logger)
 	if err != nil {
@@ -97,6 +99,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	go func() {
 		<-ctx.Done()
 		unregisterHandler(h)
+		h.unbindMetrics()
 	}()
 	h.logger.Info("policy prepared",
 		zap.String("query", pm.Query()),
@@ -143,6 +146,7 @@ func (p *PolicyConfig) remote() (*policy.Remote, time.Duration, error) {
 // Cleanup stops bundle polling and JWKS refreshes of this config.
 func (h *Handler) Cleanup() error {
 	unregisterHandler(h)
+	h.unbindMetrics()
 	if h.policy != nil {
 		h.policy.Stop(context.Background())
 	}

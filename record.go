@@ -32,7 +32,7 @@ func (h *Handler) emit(x *exchange, outcome, reason string) {
 	if scheme == "" {
 		scheme = "none"
 	}
-	guardMetrics.requests.WithLabelValues(rec.Route, typ, outcome, scheme).Inc()
+	metricsFor(x.r.Context()).request(rec.Route, typ, outcome, scheme)
 	h.counts.add(typ, outcome)
 	x.setPlaceholders(rec)
 }

@@ -180,7 +180,7 @@ func (h *Handler) recordPanic(x *exchange) {
 func (x *exchange) markDecided() {
 	if x.decided.IsZero() {
 		x.decided = time.Now()
-		guardMetrics.decisionSeconds.WithLabelValues(x.verdict).Observe(x.decided.Sub(x.start).Seconds())
+		metricsFor(x.r.Context()).decided(x.verdict, x.decided.Sub(x.start))
 	}
 }
 
@@ -352,7 +352,7 @@ func (h *Handler) recordIntent(x *exchange) *refusal.Refusal {
 	}
 	rec := x.record(audit.KindIntent, audit.OutcomeUnknown, "")
 	if err := h.fileSink.Write(rec); err != nil {
-		guardMetrics.auditErrors.Inc()
+		h.metrics().auditErrors.Inc()
 		h.logger.Error("durable audit intent not written; refusing the reset", zap.String("request_id", x.requestID), zap.Error(err))
 		x.verdict = verdictRefused
 		return refuseUnaudited(err)

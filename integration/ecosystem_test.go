@@ -5,9 +5,12 @@ package integration_test
 // Prometheus metrics.
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -183,10 +186,16 @@ func checkPlaceholdersCounts(t *testing.T, before adminStatus, instance uint64, 
 	}
 }
 
-// TestMetricsExported: the guard's metrics reach Caddy's admin /metrics
-// and move with the requests that feed them.
+// TestMetricsExported: the guard's metrics reach Caddy's admin /metrics,
+// labelled as Caddy labels its own HTTP metrics (server: the name of the
+// server that accepted the request; handler: reset_guard), and move with
+// the requests that feed them; the HELP texts name the label values.
 func TestMetricsExported(t *testing.T) {
 	g := startGateway(t)
+	placeholders, lookupP := serverOf(t, placeholdersURL), serverOf(t, lookupPURL)
+	if placeholders == lookupP {
+		t.Fatalf("sites %s and %s share server %q", placeholdersURL, lookupPURL, placeholders)
+	}
 	before := scrape(t)
 	post(t, placeholdersURL, restReset, basic("bot", "hunter2"), nil)
 	post(t, placeholdersURL, restReset, basic("mallory", "hunter2"), nil)
@@ -196,38 +205,155 @@ func TestMetricsExported(t *testing.T) {
 	post(t, lookupPURL, restReset, "SoTicket 7T:Ym90LXRpY2tldA==", nil) // a hit at least
 	g.newAuditLines(t)
 	after := scrape(t)
-	delta := func(k string) float64 { return after[k] - before[k] }
+	delta := func(family string, labels ...string) float64 {
+		return sumSeries(after, family, labels...) - sumSeries(before, family, labels...)
+	}
 	tests := []struct {
-		metric string
+		family string
+		labels []string
 		min    float64
 	}{
-		{`resetguard_requests_total{outcome="success",route="rest",scheme="basic",type="allowed"}`, 1},
-		{`resetguard_requests_total{outcome="failure",route="rest",scheme="basic",type="denied"}`, 1},
-		{`resetguard_requests_total{outcome="failure",route="rest",scheme="none",type="denied"}`, 1},
-		{`resetguard_decision_duration_seconds_count{decision="allow"}`, 1},
-		{`resetguard_decision_duration_seconds_count{decision="deny"}`, 1},
-		{`resetguard_decision_duration_seconds_count{decision="refused"}`, 1},
-		{`resetguard_upstream_duration_seconds_count{route="rest"}`, 1},
-		{`resetguard_policy_eval_seconds_count`, 2},
-		{`resetguard_audit_records_total`, 6},
-		{`resetguard_principal_cache_hits_total`, 1},
-		{`resetguard_principal_cache_misses_total`, 1},
+		{"resetguard_requests_total", []string{"server", placeholders, "route", "rest", "type", "allowed", "outcome", "success", "scheme", "basic"}, 1},
+		{"resetguard_requests_total", []string{"server", placeholders, "route", "rest", "type", "denied", "outcome", "failure", "scheme", "basic"}, 1},
+		{"resetguard_requests_total", []string{"server", placeholders, "route", "rest", "type", "denied", "outcome", "failure", "scheme", "none"}, 1},
+		{"resetguard_requests_total", []string{"server", lookupP, "route", "rest", "scheme", "soticket"}, 3},
+		{"resetguard_decision_duration_seconds_count", []string{"server", placeholders, "decision", "allow"}, 1},
+		{"resetguard_decision_duration_seconds_count", []string{"server", placeholders, "decision", "deny"}, 1},
+		{"resetguard_decision_duration_seconds_count", []string{"server", placeholders, "decision", "refused"}, 1},
+		{"resetguard_upstream_duration_seconds_count", []string{"server", placeholders, "route", "rest"}, 1},
+		{"resetguard_policy_eval_seconds_count", []string{"server", placeholders}, 2},
+		{"resetguard_audit_records_total", []string{"server", placeholders}, 3},
+		{"resetguard_audit_records_total", []string{"server", lookupP}, 3},
+		{"resetguard_principal_cache_hits_total", []string{"server", lookupP}, 1},
+		{"resetguard_principal_cache_misses_total", []string{"server", lookupP}, 1},
 	}
 	for _, tt := range tests {
-		if d := delta(tt.metric); d < tt.min {
-			t.Errorf("%s grew by %v, want >= %v", tt.metric, d, tt.min)
+		if d := delta(tt.family, tt.labels...); d < tt.min {
+			t.Errorf("%s%v grew by %v, want >= %v", tt.family, tt.labels, d, tt.min)
 		}
 	}
-	if d := delta(`resetguard_principal_cache_hits_total`) + delta(`resetguard_principal_cache_misses_total`); d != 3 {
-		t.Errorf("principal cache hits+misses grew by %v, want 3 (one per lookup)", d)
+	if d := delta("resetguard_principal_cache_hits_total", "server", lookupP) + delta("resetguard_principal_cache_misses_total", "server", lookupP); d != 3 {
+		t.Errorf("principal cache hits+misses on %s grew by %v, want 3 (one per lookup)", lookupP, d)
 	}
-	if _, ok := after[`resetguard_audit_write_errors_total`]; !ok {
-		t.Error("resetguard_audit_write_errors_total not exported")
+	if d := delta("resetguard_requests_total", "server", placeholders, "scheme", "soticket"); d != 0 {
+		t.Errorf("%s counted %v of %s's requests", placeholders, d, lookupP)
+	}
+	// Exported at 0 from provisioning on, so that an alert on its rate
+	// sees the first error.
+	if sumSeries(after, "resetguard_audit_write_errors_total", "server", placeholders) < 0 {
+		t.Errorf("resetguard_audit_write_errors_total{server=%q} not exported", placeholders)
 	}
 	// Every active revision is exported as an info series.
 	for _, h := range getStatus(t).Handlers {
-		if v := after[fmt.Sprintf(`resetguard_policy_revision_info{revision=%q}`, h.Policy.Revision)]; v != 1 {
-			t.Errorf("resetguard_policy_revision_info for %q = %v, want 1", h.Policy.Revision, v)
+		if v := sumSeries(after, "resetguard_policy_revision_info", "revision", h.Policy.Revision); v < 1 {
+			t.Errorf("resetguard_policy_revision_info for %q = %v, want >= 1", h.Policy.Revision, v)
+		}
+		if h.Name == "placeholders" {
+			if v := sumSeries(after, "resetguard_policy_revision_info", "server", placeholders, "revision", h.Policy.Revision); v != 1 {
+				t.Errorf("resetguard_policy_revision_info{server=%q,revision=%q} = %v, want 1", placeholders, h.Policy.Revision, v)
+			}
 		}
 	}
+	// Every series carries both labels; the HELP texts name the values.
+	for key := range after {
+		if l := seriesLabels(key); strings.HasPrefix(key, "resetguard_") && (l["server"] == "" || l["handler"] != "reset_guard") {
+			t.Errorf("%s: want a server label and handler=\"reset_guard\"", key)
+		}
+	}
+	help := scrapeHelp(t)
+	for family, words := range map[string][]string{
+		"resetguard_requests_total":            {"server", "rest", "agents", "soap", "allowed", "denied", "success", "failure", "unknown", "none"},
+		"resetguard_upstream_duration_seconds": {"server", "rest", "agents", "soap"},
+		"resetguard_decision_duration_seconds": {"server", "allow", "deny", "dry_run", "error", "refused"},
+	} {
+		for _, w := range words {
+			if !strings.Contains(help[family], w) {
+				t.Errorf("HELP %s %q does not name %q", family, help[family], w)
+			}
+		}
+	}
+}
+
+// serverOf is the name Caddy gave the server of site (a URL from
+// caddyfile_test.go), from the admin API's view of the config: the name
+// Caddy's own caddy_http_* series carry.
+func serverOf(t *testing.T, site string) string {
+	t.Helper()
+	port := site[strings.LastIndexByte(site, ':'):]
+	resp, err := client.Get(adminURL + "/config/apps/http/servers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var servers map[string]struct{ Listen []string }
+	if err := json.NewDecoder(resp.Body).Decode(&servers); err != nil {
+		t.Fatal(err)
+	}
+	for name, srv := range servers {
+		for _, l := range srv.Listen {
+			if strings.HasSuffix(l, port) {
+				return name
+			}
+		}
+	}
+	t.Fatalf("no server listens on %s", port)
+	return ""
+}
+
+// seriesLabels are the labels of a key of scrape's map.
+func seriesLabels(key string) map[string]string {
+	out := map[string]string{}
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		for _, m := range labelPair.FindAllStringSubmatch(key[i:], -1) {
+			out[m[1]] = m[2]
+		}
+	}
+	return out
+}
+
+var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// sumSeries sums the samples of family whose labels include the given
+// name-value pairs; -1 when there is none.
+func sumSeries(samples map[string]float64, family string, labels ...string) float64 {
+	sum, found := 0.0, false
+	for key, v := range samples {
+		if name, _, _ := strings.Cut(key, "{"); name != family {
+			continue
+		}
+		l := seriesLabels(key)
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			match = match && l[labels[i]] == labels[i+1]
+		}
+		if match {
+			sum, found = sum+v, true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
+// scrapeHelp reads the HELP texts from Caddy's admin /metrics.
+func scrapeHelp(t *testing.T) map[string]string {
+	t.Helper()
+	resp, err := client.Get(adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for line := range strings.Lines(string(body)) {
+		if rest, ok := strings.CutPrefix(line, "# HELP "); ok {
+			name, help, _ := strings.Cut(strings.TrimSpace(rest), " ")
+			out[name] = help
+		}
+	}
+	return out
 }

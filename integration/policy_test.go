@@ -221,13 +221,13 @@ func checkBundleRecordsAndMetrics(t *testing.T, g *gateway) {
 		t.Fatalf("audit revisions %v: want v1 and v2, never the broken v3", revs)
 	}
 	metrics := scrape(t)
-	if v := metrics["resetguard_policy_bundle_activations_total"]; v < 4 { // v1 and v2 on each instance
+	if v := sumSeries(metrics, "resetguard_policy_bundle_activations_total"); v < 4 { // v1 and v2 on each instance
 		t.Errorf("bundle activations = %v, want >= 4", v)
 	}
-	if v := metrics["resetguard_policy_bundle_rejections_total"]; v < 2 {
+	if v := sumSeries(metrics, "resetguard_policy_bundle_rejections_total"); v < 2 {
 		t.Errorf("bundle rejections = %v, want >= 2 (v3 on each instance)", v)
 	}
-	if v := metrics[`resetguard_requests_total{outcome="failure",route="rest",scheme="basic",type="denied"}`]; v < 1 {
+	if v := sumSeries(metrics, "resetguard_requests_total", "outcome", "failure", "route", "rest", "scheme", "basic", "type", "denied"); v < 1 {
 		t.Errorf("denied requests = %v, want > 0", v)
 	}
 }
