@@ -22,13 +22,23 @@ import (
 // commandName is the Caddy command the tools hang under.
 const commandName = "reset-guard"
 
-// Exit codes of the commands: 0 allowed / all tests pass / chain intact,
-// 2 denied / a test failed / chain broken, 1 anything that kept the
-// command from answering.
+// Exit codes of the commands. The policy commands use OPA's, so that a
+// script written for opa eval or opa test reads them alike:
+//
+//   - policy eval: 0 evaluated (allowed or denied), 1 a --fail,
+//     --fail-defined or --fail-deny condition held, 2 an error;
+//   - policy test: 0 all tests pass, 2 a test failed, 1 an error;
+//   - audit verify: 0 chain intact, 2 chain broken, 1 an error.
 const (
-	exitOK      = 0
+	exitOK = 0
+	// exitError and exitVerdict are policy test's and audit verify's: the
+	// command could not answer, or its answer is "no".
 	exitError   = 1
 	exitVerdict = 2
+	// exitEvalFail and exitEvalError are policy eval's, as opa eval's: a
+	// --fail* condition held, or the query could not be evaluated.
+	exitEvalFail  = 1
+	exitEvalError = 2
 )
 
 func init() {
@@ -39,9 +49,9 @@ func init() {
 		Long: `
 Tools for the reset_guard handler that work without starting a server.
 
-  reset-guard policy eval    evaluates the decision query against one input
-                             document and prints the decision as JSON
-  reset-guard policy test    runs the policy's Rego unit tests
+  reset-guard policy eval    evaluates a query (by default the decision
+                             query) against one input document, as opa eval
+  reset-guard policy test    runs the policy's Rego unit tests, as opa test
   reset-guard audit verify   checks the hash chain of the durable audit file
 
 Run 'reset-guard policy --help' or 'reset-guard audit --help' for more.
@@ -60,11 +70,18 @@ func newPolicyCommand() *cobra.Command {
 Works with the Open Policy Agent policy that the reset_guard handler asks
 before a chat session is reset, without starting a server.
 
-  policy eval   evaluates the decision query against one input document
-                (resetguard.input/v1) and prints the decision as JSON;
-                exit status 0 allowed, 2 denied, 1 error.
-  policy test   runs the policy's Rego unit tests (*_test.rego);
-                exit status 0 all pass, 2 a test failed, 1 error.
+  policy eval   evaluates a query (by default the decision query) against
+                one input document (resetguard.input/v1), as opa eval does,
+                and prints OPA's result with the handler's decision;
+                exit status as opa eval: 0 evaluated (allowed or denied),
+                1 a --fail/--fail-defined/--fail-deny condition held, 2 error.
+  policy test   runs the policy's Rego unit tests (*_test.rego) with OPA's
+                test runner and reporters, as opa test does; exit status
+                as opa test: 0 all pass, 2 a test failed, 1 error.
+
+Both compile and evaluate the policy as the handler does (strict built-in
+errors, refused built-ins), and take opa eval's and opa test's flags with
+their meanings where they overlap.
 
 Run 'reset-guard policy eval --help' or 'reset-guard policy test --help' for
 their flags.
@@ -95,21 +112,33 @@ Run 'reset-guard audit verify --help' for its flags.
 
 // cobraRun adapts a command to cobra through Caddy's wrapper, which logs a
 // returned error and turns an exit status above 1 into the process exit
-// status. A denial, a failed test or a broken chain is a verdict, already
-// printed on stdout, not an error: cobra is told not to print "exiting
-// with status 2" after it.
+// status. A failed test, a broken chain or a --fail condition is a
+// verdict, already printed on stdout, not an error: nothing is logged and
+// cobra is told not to print "exiting with status N" after it.
 func cobraRun(run func(c *cobra.Command, fl caddycmd.Flags) (int, error)) func(*cobra.Command, []string) error {
 	return func(c *cobra.Command, args []string) error {
-		return caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
+		silentFailure := false
+		err := caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
 			code, err := run(c, fl)
 			if code != exitOK && err == nil {
 				c.SilenceErrors = true
 			}
-			if code == exitError && err == nil {
-				// Caddy's wrapper would exit 0 on (1, nil).
-				err = errors.New("policy command failed")
+			if code == 1 && err == nil {
+				// Caddy's wrapper exits 0 on (1, nil) and logs any error
+				// it is given; an error returned past it, silenced, is
+				// the process's exit status 1 and prints nothing.
+				silentFailure = true
+				return exitOK, nil
 			}
 			return code, err
 		})(c, args)
+		if silentFailure {
+			return errExitStatus1
+		}
+		return err
 	}
 }
+
+// errExitStatus1 ends a command with exit status 1 and no message: its
+// verdict is on stdout already.
+var errExitStatus1 = errors.New("exit status 1")

@@ -20,7 +20,9 @@ var (
 )
 
 const (
-	ExitOK      = exitOK
-	ExitError   = exitError
-	ExitVerdict = exitVerdict
+	ExitOK        = exitOK
+	ExitError     = exitError
+	ExitVerdict   = exitVerdict
+	ExitEvalFail  = exitEvalFail
+	ExitEvalError = exitEvalError
 )

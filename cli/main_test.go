@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -66,6 +67,12 @@ func cmdReadFile(t *testing.T, name string) string {
 // and the errors Caddy's wrapper turns into the process's exit status.
 func runCommand(t *testing.T, args ...string) (stdout, stderr *bytes.Buffer, err error) {
 	t.Helper()
+	return runCommandIn(t, "", args...)
+}
+
+// runCommandIn is runCommand with stdin.
+func runCommandIn(t *testing.T, stdin string, args ...string) (stdout, stderr *bytes.Buffer, err error) {
+	t.Helper()
 	reg, ok := caddycmd.Commands()["reset-guard"]
 	if !ok {
 		t.Fatal(`the "reset-guard" command is not registered with caddycmd`)
@@ -75,6 +82,7 @@ func runCommand(t *testing.T, args ...string) (stdout, stderr *bytes.Buffer, err
 	reg.CobraFunc(rg)
 	root.AddCommand(rg)
 	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
+	root.SetIn(strings.NewReader(stdin))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(append([]string{"reset-guard"}, args...))

@@ -16,7 +16,7 @@ import (
 const (
 	handoffDir   = "../testdata/policies/handoff"
 	handoffQuery = "data.resetguard.handoff.decision"
-	brokenDir    = "../testdata/policies/broken"
+	brokenDir    = "../testdata/broken_policy"
 	caddyPolicy  = "../testdata/caddy/policy.rego"
 	caddyQuery   = "data.resetguard.test.decision"
 )
@@ -142,12 +142,15 @@ func TestRevisionFollowsContent(t *testing.T) {
 		t.Errorf("adding a _test.rego file changed the revision: %q → %q", rev1, rev)
 	}
 
-	// A changed data document is a different policy.
+	// A data document is part of the policy: adding one is a different
+	// policy. (The example keeps its own data in data.rego, a module, so
+	// that it lands at data.handoff whichever folder is loaded; a JSON
+	// document beside it must not redefine those rules.)
 	data := filepath.Join(dir, "data.json")
-	writeFile(t, data, `{"handoff": {"bots": [], "protected_sessions": [1]}}`)
+	writeFile(t, data, `{"handoff_notes": {"owner": "ops"}}`)
 	revData := newEngine(t, cfg).Revision()
 	if revData == rev1 {
-		t.Errorf("changing data.json kept the revision %q", rev1)
+		t.Errorf("adding data.json kept the revision %q", rev1)
 	}
 
 	// So is a changed module, even by a comment.
@@ -199,7 +202,7 @@ func TestNewErrors(t *testing.T) {
 }
 
 // TestNewRegoErrorsNameFileAndLine loads the fixtures in
-// testdata/policies/broken: each error must say file:line, so an operator
+// testdata/broken_policy: each error must say file:line, so an operator
 // can find the mistake from the config-load error alone.
 func TestNewRegoErrorsNameFileAndLine(t *testing.T) {
 	tests := []struct {

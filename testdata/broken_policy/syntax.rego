@@ -1,5 +1,5 @@
 # Fixture: a Rego syntax error on line 7 (a comparison with no right-hand
-# side). Used by policy/engine_test.go; never loaded as a real policy.
+# side). Used by policy/engine_test.go; kept out of testdata/policies.
 package resetguard.broken.syntax
 
 default decision := false
