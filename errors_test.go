@@ -125,7 +125,7 @@ func TestRefusalBodyFormat(t *testing.T) {
 
 // TestRefusalBodyRequestID: the refusal's request id is the client's
 // when well-formed, Caddy's UUID otherwise, and it is the audit record's
-// event and request id.
+// http.request.id; event.id is the record's own.
 func TestRefusalBodyRequestID(t *testing.T) {
 	runRefusalBodyCases(t, []refusalBodyCase{
 		{name: "json, client id kept", header: map[string]string{"X-Request-Id": "client-7:abc"}, wantClient: true},
@@ -171,8 +171,12 @@ func runRefusalBodyCases(t *testing.T, cases []refusalBodyCase) {
 			if got := w.Header().Get("X-Denied-By"); got != "policy" {
 				t.Errorf("policy header X-Denied-By = %q", got)
 			}
-			if _, ev := soleRecord(t, logs); ev["id"] != wantID {
-				t.Errorf("audit event.id %v, want %s", ev["id"], wantID)
+			rec, ev := soleRecord(t, logs)
+			if req, _ := rec["http"].(map[string]any)["request"].(map[string]any); req["id"] != wantID {
+				t.Errorf("audit http.request.id %v, want %s", req["id"], wantID)
+			}
+			if id, _ := ev["id"].(string); len(id) != 36 || id == wantID {
+				t.Errorf("audit event.id %v: want a UUID of the record's own, not the request id %s", ev["id"], wantID)
 			}
 		})
 	}
@@ -284,7 +288,7 @@ func TestPlaceholders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, _ := provisioned(t, &tt.h)
+			h, logs := provisioned(t, &tt.h)
 			w, err, repl := guardedRequest(t, h, tt.user, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -294,10 +298,15 @@ func TestPlaceholders(t *testing.T) {
 					t.Errorf("{http.reset_guard.%s} = %q, want %q", k, got, want)
 				}
 			}
+			// The request id is the header's; the event id is the id of
+			// the record the Caddy logger got (the outcome or refusal).
 			reqID, _ := repl.GetString("http.reset_guard.request_id")
 			eventID, _ := repl.GetString("http.reset_guard.event_id")
-			if reqID == "" || eventID != reqID || w.Header().Get("X-Request-Id") != reqID {
-				t.Errorf("request id %q, event id %q, header %q: want one non-empty id", reqID, eventID, w.Header().Get("X-Request-Id"))
+			if reqID == "" || w.Header().Get("X-Request-Id") != reqID {
+				t.Errorf("request id %q, header %q: want one non-empty id", reqID, w.Header().Get("X-Request-Id"))
+			}
+			if _, ev := soleRecord(t, logs); eventID == "" || eventID == reqID || ev["id"] != eventID {
+				t.Errorf("{http.reset_guard.event_id} %q, record's event.id %v, request id %q: want the record's own id", eventID, ev["id"], reqID)
 			}
 			if w.Code == http.StatusOK && w.Header().Values("X-Request-Id")[0] != reqID {
 				t.Errorf("forwarded response X-Request-Id %q, want the guard's", w.Header().Values("X-Request-Id"))

@@ -43,7 +43,7 @@ func (h *Handler) emit(x *exchange, outcome, reason string) {
 func (x *exchange) record(kind, outcome, reason string) *audit.Record {
 	rec := &audit.Record{
 		Timestamp:   x.start,
-		EventID:     x.requestID,
+		EventID:     audit.NewEventID(), // one per record; the request's id is RequestID
 		Action:      action,
 		Kind:        kind,
 		Allowed:     x.upstream != nil || kind == audit.KindIntent,

@@ -19,7 +19,7 @@ func fsRecord(cs *ChatSession, i int) *Record {
 	id := fmt.Sprintf("req-%06d", i)
 	return &Record{
 		Timestamp: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond),
-		EventID:   id, RequestID: id, Action: "chat_session.reset", Allowed: i%3 != 0,
+		EventID:   NewEventID(), RequestID: id, Action: "chat_session.reset", Allowed: i%3 != 0,
 		Outcome: OutcomeSuccess, Reason: "quote \" <b>&amp; \u2028 ü", Duration: time.Duration(1500000 + i),
 		Method: "POST", Status: 200, Path: fmt.Sprintf("/api/v1/ChatSession/%d/Reset", 400+i%50),
 		SourceIP: "203.0.113.7", UserID: "9", UserName: "chatbot", UserDomain: "Cust12345", PrincipalSource: "jwt",
@@ -222,8 +222,9 @@ func TestFileSinkLine(t *testing.T) {
 		t.Errorf("line lacks %s:\n%s", wantChain, line)
 	}
 
-	// The logger's copy of the same record (as Sink writes it, now with
-	// the chain) holds the same fields.
+	// The logger's copy of the same record (as Sink writes it, after
+	// the file took it) holds the same fields, event.id included, but
+	// not the chain: that is the durable file's alone.
 	var logged map[string]any
 	if err := json.Unmarshal([]byte(encode(t, r)), &logged); err != nil {
 		t.Fatal(err)
@@ -231,10 +232,14 @@ func TestFileSinkLine(t *testing.T) {
 	for _, k := range []string{"level", "ts", "logger", "msg"} {
 		delete(logged, k)
 	}
+	if _, ok := logged["resetguard"].(map[string]any)["chain"]; ok {
+		t.Errorf("the logger copy carries the chain: %v", logged["resetguard"])
+	}
 	var inFile map[string]any
 	if err := json.Unmarshal(line, &inFile); err != nil {
 		t.Fatal(err)
 	}
+	delete(inFile["resetguard"].(map[string]any), "chain")
 	lj, _ := json.Marshal(logged)
 	fj, _ := json.Marshal(inFile)
 	if !bytes.Equal(lj, fj) {

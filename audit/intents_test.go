@@ -149,13 +149,17 @@ func checkGatewayRestarted(t *testing.T, out, intent *Record) {
 		out.Reason != refusal.GatewayRestarted || out.Status != 0 || !out.Allowed || out.Upstream != nil || out.Chain == nil {
 		t.Errorf("outcome %+v for the intent at seq %d", out, intent.Chain.Seq)
 	}
-	// The intent's facts, copied.
+	// The intent's facts, copied; the request id too, but not the
+	// event.id: the outcome is a record of its own.
 	same := func(r *Record) []any {
-		return []any{r.Timestamp.UTC(), r.EventID, r.RequestID, r.Action, r.Method, r.Path, r.SourceIP, r.UserID, r.UserName,
+		return []any{r.Timestamp.UTC(), r.RequestID, r.Action, r.Method, r.Path, r.SourceIP, r.UserID, r.UserName,
 			r.UserDomain, r.PrincipalSource, r.Route, r.SessionID, r.CredScheme, r.Fingerprint, *r.Decision}
 	}
 	if got, want := same(out), same(intent); !reflect.DeepEqual(got, want) {
 		t.Errorf("outcome facts %v,\nwant the intent's %v", got, want)
+	}
+	if !isEventID(out.EventID) || out.EventID == intent.EventID {
+		t.Errorf("outcome event.id %q, intent's %q: want a fresh id", out.EventID, intent.EventID)
 	}
 }
 

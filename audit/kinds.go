@@ -57,19 +57,18 @@ func (p *Repair) MarshalLogObject(e zapcore.ObjectEncoder) error {
 }
 
 // marshalRepairRecord writes a KindRepair record: ECS names a change to a
-// file (event.category file, event.type change), and there is no request,
-// so no http, url, user or resetguard.route.
+// file (event.category file, event.type change: an expected type of file
+// in ECS 8.11), and there is no request, so no http, url, user or
+// resetguard.route.
 func (r *Record) marshalRepairRecord(enc zapcore.ObjectEncoder) error {
 	addTimeString(enc, "@timestamp", r.Timestamp)
 	enc.AddString("schema", Schema)
-	_ = enc.AddObject("ecs", objectFunc(func(e zapcore.ObjectEncoder) error {
-		e.AddString("version", ECSVersion)
-		return nil
-	}))
+	_ = enc.AddObject("ecs", ecsFields{})
 	_ = enc.AddObject("event", objectFunc(func(e zapcore.ObjectEncoder) error {
+		addString(e, "id", r.EventID)
 		e.AddString("kind", "event")
-		_ = e.AddArray("category", stringArray{"file"})
-		_ = e.AddArray("type", stringArray{"change"})
+		_ = e.AddArray("category", categoryFile)
+		_ = e.AddArray("type", typeChange)
 		e.AddString("action", r.Action)
 		e.AddString("outcome", r.Outcome)
 		addString(e, "reason", r.Reason)
@@ -81,7 +80,6 @@ func (r *Record) marshalRepairRecord(enc zapcore.ObjectEncoder) error {
 		if r.Repair != nil {
 			_ = e.AddObject("repair", r.Repair)
 		}
-		addChain(e, r.Chain)
 		return nil
 	}))
 }
@@ -91,10 +89,11 @@ func (r *Record) marshalRepairRecord(enc zapcore.ObjectEncoder) error {
 // from where, which session, which credential, which decision under which
 // policy revision. Nothing has happened yet, so it has no upstream, entity
 // or reason, event.outcome is unknown and http.response.status_code is 0.
-// r is not changed; the Decision is shared, not copied.
+// It is a record of its own, so it gets its own event.id; RequestID ties
+// it to r. r is not changed; the Decision is shared, not copied.
 func NewIntent(r *Record) *Record {
 	return &Record{
-		Timestamp: r.Timestamp, EventID: r.EventID, Action: r.Action,
+		Timestamp: r.Timestamp, EventID: NewEventID(), Action: r.Action,
 		Allowed: true, Outcome: OutcomeUnknown, Duration: r.Duration,
 		RequestID: r.RequestID, Method: r.Method, Path: r.Path, SourceIP: r.SourceIP,
 		UserID: r.UserID, UserName: r.UserName, UserDomain: r.UserDomain,
@@ -109,8 +108,9 @@ func NewIntent(r *Record) *Record {
 // gatewayRestarted is the outcome the sink appends, when it opens, for an
 // intent (read back from the file, so with its Chain) that no outcome
 // names: the gateway stopped while the request was in flight, so whether
-// the reset reached the backend is unknown. It keeps the intent's facts and
-// @timestamp (the request's arrival); its duration runs to now.
+// the reset reached the backend is unknown. It keeps the intent's facts,
+// request id and @timestamp (the request's arrival), with an event.id of
+// its own; its duration runs to now.
 func gatewayRestarted(intent *Record, now time.Time) *Record {
 	out := NewIntent(intent)
 	out.Kind, out.IntentSeq = KindOutcome, intent.Chain.Seq
@@ -122,7 +122,7 @@ func gatewayRestarted(intent *Record, now time.Time) *Record {
 // newRepairRecord is the record of a torn line cut at open.
 func newRepairRecord(now time.Time, p Repair) *Record {
 	return &Record{
-		Timestamp: now, Action: ActionRepair, Outcome: OutcomeSuccess,
+		Timestamp: now, EventID: NewEventID(), Action: ActionRepair, Outcome: OutcomeSuccess,
 		Reason: refusal.TornLineCut, Kind: KindRepair, Repair: &p,
 	}
 }

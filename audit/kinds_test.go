@@ -20,16 +20,18 @@ func kindRecords(t *testing.T) map[string]*Record {
 	intent.Chain = &Chain{Seq: 41, Prev: strings.Repeat("ab", 32), Hash: strings.Repeat("cd", 32)}
 	dryRun := NewIntent(recs["dry run forwards a denied call"])
 
+	// Copies are records of their own, with ids of their own, as the
+	// handler builds each record afresh.
 	outcome := *success
-	outcome.Kind, outcome.IntentSeq = KindOutcome, 41
+	outcome.Kind, outcome.IntentSeq, outcome.EventID = KindOutcome, 41, NewEventID()
 	failed := *recs["allowed, upstream unreachable"]
-	failed.Kind, failed.IntentSeq = KindOutcome, 41
+	failed.Kind, failed.IntentSeq, failed.EventID = KindOutcome, 41, NewEventID()
 	lost := *recs["allowed, client gone during the backend's body"]
-	lost.Kind, lost.IntentSeq = KindOutcome, 41
+	lost.Kind, lost.IntentSeq, lost.EventID = KindOutcome, 41, NewEventID()
 	refused := *recs["denied by policy"]
-	refused.Kind = KindRefusal
+	refused.Kind, refused.EventID = KindRefusal, NewEventID()
 	unauthenticated := *recs["unauthenticated"]
-	unauthenticated.Kind = KindRefusal
+	unauthenticated.Kind, unauthenticated.EventID = KindRefusal, NewEventID()
 
 	repair := newRepairRecord(outcomeTime, Repair{Bytes: 812, Offset: 40960, SHA256: strings.Repeat("0f", 32),
 		SavedAs: "audit.log.torn-20261125T100000.123456789Z", RetiredSeq: 42})
@@ -101,11 +103,13 @@ func TestSchemaRefusesBadKinds(t *testing.T) {
 			objAt(m, "resetguard")["repair"] = map[string]any{"bytes": json.Number("1"), "offset": json.Number("0"), "sha256": GenesisHash,
 				"saved_as": "a.torn-20261125T100000.123456789Z", "retired_seq": json.Number("1")}
 		}},
-		"repair without its chain":        {from: "repair", mut: func(r *Record) { r.Chain = nil }},
-		"repair with a short hash":        {from: "repair", mut: func(r *Record) { r.Repair.SHA256 = "abc" }},
-		"repair saved under another name": {from: "repair", mut: func(r *Record) { r.Repair.SavedAs = "audit.log.old" }},
-		"repair of nothing":               {from: "repair", mut: func(r *Record) { r.Repair.Bytes = 0 }},
-		"repair with another reason":      {from: "repair", mut: func(r *Record) { r.Reason = refusal.GatewayRestarted }},
+		// The logger copy has no chain; a line without Caddy's envelope
+		// is the durable file's, where a repair record is chained.
+		"repair's file line without its chain": {from: "repair", edit: stripEnvelope},
+		"repair with a short hash":             {from: "repair", mut: func(r *Record) { r.Repair.SHA256 = "abc" }},
+		"repair saved under another name":      {from: "repair", mut: func(r *Record) { r.Repair.SavedAs = "audit.log.old" }},
+		"repair of nothing":                    {from: "repair", mut: func(r *Record) { r.Repair.Bytes = 0 }},
+		"repair with another reason":           {from: "repair", mut: func(r *Record) { r.Reason = refusal.GatewayRestarted }},
 		"repair with http": {from: "repair", edit: func(m map[string]any) {
 			m["http"] = map[string]any{"request": map[string]any{"method": "POST"}, "response": map[string]any{"status_code": json.Number("200")}}
 		}},
@@ -163,8 +167,11 @@ func TestNewIntent(t *testing.T) {
 	req := outcomeRecords(t)["allowed success with entity"]
 	req.Customer = map[string]string{"customer_email": "x"}
 	in := NewIntent(req)
+	if !isEventID(in.EventID) || in.EventID == req.EventID {
+		t.Errorf("intent event.id %q, request's record %q: want an id of its own", in.EventID, req.EventID)
+	}
 	want := Record{
-		Timestamp: req.Timestamp, EventID: req.EventID, Action: req.Action, Allowed: true, Outcome: OutcomeUnknown,
+		Timestamp: req.Timestamp, EventID: in.EventID, Action: req.Action, Allowed: true, Outcome: OutcomeUnknown,
 		Duration: req.Duration, RequestID: req.RequestID, Method: req.Method, Path: req.Path, SourceIP: req.SourceIP,
 		UserID: req.UserID, UserName: req.UserName, UserDomain: req.UserDomain, PrincipalSource: req.PrincipalSource,
 		Route: req.Route, SessionID: req.SessionID, CredScheme: req.CredScheme, Fingerprint: req.Fingerprint,

@@ -4,9 +4,13 @@
 package audit
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,8 +20,10 @@ import (
 // Schema names the version of the record.
 const Schema = "resetguard.audit/v1"
 
-// ECSVersion is the Elastic Common Schema version the field names follow.
-const ECSVersion = "8.11"
+// ECSVersion is the Elastic Common Schema version the record conforms to,
+// as ECS wants ecs.version: a full version. Records written before it was
+// (testdata/audit/chain.jsonl holds some) say "8.11".
+const ECSVersion = "8.11.0"
 
 // Event outcomes (ECS event.outcome).
 const (
@@ -31,8 +37,13 @@ const (
 // the types it is built from have no field for them.
 type Record struct {
 	Timestamp time.Time
-	EventID   string
-	Action    string
+	// EventID is ECS event.id, unique per record (NewEventID): an
+	// allowed reset's intent and outcome are two records with two ids,
+	// both naming the request by RequestID. Whoever builds a record sets
+	// it; the encoders only write it, so that the logger copy and the
+	// durable line of one record carry the same id.
+	EventID string
+	Action  string
 	// Allowed is ECS event.type: "allowed" when the request was forwarded,
 	// "denied" when the guard refused it.
 	Allowed  bool
@@ -62,7 +73,10 @@ type Record struct {
 	Upstream    *Upstream
 	ChatSession *ChatSession
 	// Chain is the record's place in a FileSink's hash chain, set by
-	// FileSink.Write; nil for a record no chained sink has written.
+	// FileSink.Write; nil for a record no chained sink has written. It
+	// is not part of the record's encoding: the sink inserts
+	// resetguard.chain into the durable line itself, so the Caddy
+	// logger's copy of the same record has none.
 	Chain *Chain
 	// Fallback marks a record that the durable file sink could not take:
 	// this logger copy is the only one.
@@ -137,7 +151,7 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	_ = enc.AddObject("event", (*eventFields)(r))
 	_ = enc.AddObject("http", (*httpFields)(r))
 	_ = enc.AddObject("url", (*urlFields)(r))
-	if r.SourceIP != "" {
+	if _, ok := ecsIP(r.SourceIP); ok {
 		_ = enc.AddObject("source", (*sourceFields)(r))
 	}
 	if r.UserID != "" || r.UserName != "" || r.UserDomain != "" {
@@ -161,17 +175,25 @@ type (
 	decisionFields     Decision
 	forwardedFields    Forwarded
 	upstreamFields     Upstream
-	chainFields        Chain
 	chatSessionFields  Record
 	customerFields     map[string]string
 )
 
 // The fixed arrays of event.category and event.type, shared so that
 // writing them allocates nothing.
+//
+// A request's record is category api alone: ECS 8.11 expects allowed and
+// denied as types of api (and of network and intrusion_detection, which
+// describe connections and IDS alerts, not an API call a guard decides),
+// but not of iam, whose expected types (admin, change, creation,
+// deletion, group, info, user) are about managing users and groups, which
+// a chat-session reset is not. See docs/audit.md, "ECS conformance".
 var (
-	categoryAPIIAM = &stringArray{"api", "iam"}
-	typeAllowed    = &stringArray{"allowed"}
-	typeDenied     = &stringArray{"denied"}
+	categoryAPI  = &stringArray{"api"}
+	typeAllowed  = &stringArray{"allowed"}
+	typeDenied   = &stringArray{"denied"}
+	categoryFile = &stringArray{"file"}
+	typeChange   = &stringArray{"change"}
 )
 
 func (ecsFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
@@ -183,7 +205,7 @@ func (f *eventFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	r := (*Record)(f)
 	addString(e, "id", r.EventID)
 	e.AddString("kind", "event")
-	_ = e.AddArray("category", categoryAPIIAM)
+	_ = e.AddArray("category", categoryAPI)
 	typ := typeDenied
 	if r.Allowed {
 		typ = typeAllowed
@@ -218,8 +240,26 @@ func (f *urlFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
 }
 
 func (f *sourceFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
-	e.AddString("ip", f.SourceIP)
+	ip, _ := ecsIP(f.SourceIP)
+	e.AddString("ip", ip)
 	return nil
+}
+
+// ecsIP returns s as ECS source.ip (type ip) can hold it: an IPv4 or
+// IPv6 address without an IPv6 zone, which Elasticsearch's ip type does
+// not take (Caddy cuts it from {client_ip} the same way). Anything else,
+// such as a Unix socket's "@" remote address, is not written: one
+// unparsable ip value makes Elasticsearch refuse the whole document.
+// It allocates nothing; the record calls it once per encoding to decide
+// and once to write.
+func ecsIP(s string) (string, bool) {
+	if i := strings.IndexByte(s, '%'); i >= 0 {
+		s = s[:i]
+	}
+	if _, err := netip.ParseAddr(s); err != nil {
+		return "", false
+	}
+	return s, true
 }
 
 func (f *userFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
@@ -258,7 +298,6 @@ func (f *resetGuardFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	if r.ChatSession != nil {
 		_ = e.AddObject("chat_session", (*chatSessionFields)(r))
 	}
-	addChain(e, r.Chain)
 	return nil
 }
 
@@ -291,21 +330,6 @@ func (u *upstreamFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	addString(e, "error", u.Error)
 	e.AddBool("entity_read", u.EntityRead)
 	addString(e, "entity_error", u.EntityError)
-	return nil
-}
-
-// addChain writes resetguard.chain when the record has been chained.
-func addChain(e zapcore.ObjectEncoder, c *Chain) {
-	if c == nil {
-		return
-	}
-	_ = e.AddObject("chain", (*chainFields)(c))
-}
-
-func (c *chainFields) MarshalLogObject(e zapcore.ObjectEncoder) error {
-	e.AddInt64("seq", c.Seq)
-	e.AddString("prev", c.Prev)
-	e.AddString("hash", c.Hash)
 	return nil
 }
 
@@ -405,6 +429,31 @@ func NewSink(log *zap.Logger) *Sink { return &Sink{log: log} }
 // entry is one JSON line with the record's fields at the top level.
 func (s *Sink) Write(r *Record) {
 	s.log.Info(r.Action, zap.Inline(r))
+}
+
+// NewEventID returns a fresh ECS event.id: a random (version 4) UUID as
+// RFC 9562 spells it, 122 random bits from crypto/rand, so ids do not
+// collide across records, restarts and gateways, and say nothing about
+// how many records came before. It costs about 0.1 µs (two per allowed
+// reset with a durable file: the intent and the outcome).
+func NewEventID() string {
+	var u [16]byte
+	// crypto/rand.Read does not fail (since Go 1.24 it crashes the
+	// program rather than return predictable bytes).
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // variant 10
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], u[10:16])
+	return string(s[:])
 }
 
 // FormatID renders an associate id for ECS user.id, a string field.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func recordJSONCases(cs *ChatSession) []recordJSONCase {
 			},
 			want: map[string]any{
 				"@timestamp": "2026-11-25T10:00:00Z", "schema": Schema, "ecs.version": ECSVersion,
-				"event.id": "req-1", "event.kind": "event", "event.category": []any{"api", "iam"}, "event.type": []any{"allowed"},
+				"event.id": "req-1", "event.kind": "event", "event.category": []any{"api"}, "event.type": []any{"allowed"},
 				"event.action": "chat_session.reset", "event.outcome": "success", "event.duration": float64(1500),
 				"http.request.id": "req-1", "http.request.method": "POST", "http.response.status_code": float64(200),
 				"url.path": "/api/v1/ChatSession/427/Reset", "source.ip": "127.0.0.1",
@@ -182,3 +183,61 @@ func BenchmarkSinkWrite(b *testing.B) {
 type discardWriter struct{}
 
 func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// isEventID reports whether s is an event.id as NewEventID makes them: a
+// version 4 UUID in lower-case hex.
+func isEventID(s string) bool {
+	return eventIDPattern.MatchString(s)
+}
+
+var eventIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// TestNewEventID: version 4 UUIDs, no two alike.
+func TestNewEventID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id := NewEventID()
+		if !isEventID(id) {
+			t.Fatalf("event id %q is not a version 4 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("event id %q twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+func BenchmarkNewEventID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = NewEventID()
+	}
+}
+
+// TestSourceIPAsECSIP: source.ip is ECS type ip, which Elasticsearch
+// parses or refuses the whole document for; the record writes an
+// address without its IPv6 zone, and no source at all for anything that
+// is not an address.
+func TestSourceIPAsECSIP(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.10":        "192.0.2.10",
+		"2001:db8::1":       "2001:db8::1",
+		"fe80::1%eth0":      "fe80::1",
+		"::ffff:192.0.2.10": "::ffff:192.0.2.10",
+		"@":                 "",
+		"":                  "",
+		"192.0.2.10:443":    "",
+		"not an address":    "",
+	} {
+		r := &Record{Timestamp: time.Unix(0, 0), Action: "chat_session.reset", Outcome: OutcomeFailure, Reason: "x",
+			Method: "POST", Status: 400, Path: "/", Route: "rest", SourceIP: in}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(encode(t, r)), &m); err != nil {
+			t.Fatal(err)
+		}
+		src, _ := m["source"].(map[string]any)
+		if got, _ := src["ip"].(string); got != want || (want == "") != (src == nil) {
+			t.Errorf("SourceIP %q: source %v, want ip %q", in, m["source"], want)
+		}
+	}
+}

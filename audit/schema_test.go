@@ -89,10 +89,12 @@ func decodeLine(t *testing.T, line string) map[string]any {
 // outcomeTime is when the outcome records were written.
 var outcomeTime = time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
 
-// outcomeBase holds what every guarded request's record has.
+// outcomeBase holds what every guarded request's record has: an event.id
+// of its own, and one request id (as from a client that reuses its
+// X-Request-Id).
 func outcomeBase() *Record {
 	return &Record{
-		Timestamp: outcomeTime, EventID: "9b2f6a3e-5f1c-4f7e-9a39-0c1d2e3f4a5b", RequestID: "9b2f6a3e-5f1c-4f7e-9a39-0c1d2e3f4a5b",
+		Timestamp: outcomeTime, EventID: NewEventID(), RequestID: "9b2f6a3e-5f1c-4f7e-9a39-0c1d2e3f4a5b",
 		Action: "chat_session.reset", Duration: 2345678, Method: "POST", Path: "/api/v1/ChatSession/427/Reset",
 		SourceIP: "192.0.2.10", Route: "rest",
 	}
@@ -289,22 +291,28 @@ func TestSchemaAcceptsEveryOutcome(t *testing.T) {
 	}
 }
 
+// stripEnvelope turns a logger copy into the durable file's shape: no
+// Caddy envelope.
+func stripEnvelope(m map[string]any) {
+	for _, k := range []string{"level", "ts", "logger", "msg"} {
+		delete(m, k)
+	}
+}
+
+// withChain gives a record a well-formed resetguard.chain.
+func withChain(m map[string]any) {
+	objAt(m, "resetguard")["chain"] = map[string]any{"seq": json.Number("12"), "prev": strings.Repeat("cd", 32), "hash": strings.Repeat("ef", 32)}
+}
+
 // TestSchemaAcceptsFileSinkFields checks the fields only some copies
 // carry: the durable file's chain link and the fallback mark.
 func TestSchemaAcceptsFileSinkFields(t *testing.T) {
 	sch := auditSchema(t)
 	line := caddyLine(t, outcomeRecords(t)["allowed success with entity"])
 	for name, mut := range map[string]func(m map[string]any){
-		"chain": func(m map[string]any) {
-			rg := m["resetguard"].(map[string]any)
-			rg["chain"] = map[string]any{"seq": json.Number("1"), "prev": strings.Repeat("0", 64), "hash": strings.Repeat("ab", 32)}
-		},
-		"chain without envelope": func(m map[string]any) {
-			for _, k := range []string{"level", "ts", "logger", "msg"} {
-				delete(m, k)
-			}
-			rg := m["resetguard"].(map[string]any)
-			rg["chain"] = map[string]any{"seq": json.Number("12"), "prev": strings.Repeat("cd", 32), "hash": strings.Repeat("ef", 32)}
+		"chain in the file's line (no envelope)": func(m map[string]any) {
+			stripEnvelope(m)
+			withChain(m)
 		},
 		"audit_fallback": func(m map[string]any) {
 			m["resetguard"].(map[string]any)["audit_fallback"] = true
@@ -346,12 +354,26 @@ var schemaBadEdits = map[string]func(m map[string]any){
 	"missing schema": func(m map[string]any) { delete(m, "schema") },
 	"wrong schema":   func(m map[string]any) { m["schema"] = "resetguard.audit/v2" },
 	"chain with a short hash": func(m map[string]any) {
+		stripEnvelope(m)
 		objAt(m, "resetguard")["chain"] = map[string]any{"seq": json.Number("1"), "prev": strings.Repeat("0", 64), "hash": "abc"}
 	},
 	"chain with seq 0": func(m map[string]any) {
+		stripEnvelope(m)
 		objAt(m, "resetguard")["chain"] = map[string]any{"seq": json.Number("0"), "prev": strings.Repeat("0", 64), "hash": strings.Repeat("0", 64)}
 	},
-	"another logger": func(m map[string]any) { m["logger"] = "http.log.access" },
+	// The chain is the durable file's: the Caddy logger's copy of an
+	// ECS 8.11.0 record never has it.
+	"chain on the logger copy": withChain,
+	// ECS 8.11.0 conformance: a full version, a category whose expected
+	// types include allowed, an event.id of the record's own.
+	"ecs.version without its patch level": func(m map[string]any) { objAt(m, "ecs")["version"] = "8.11" },
+	"ecs.version of another release":      func(m map[string]any) { objAt(m, "ecs")["version"] = "8.17.0" },
+	"iam, whose types ECS 8.11 does not list allowed under": func(m map[string]any) {
+		objAt(m, "event")["category"] = []any{"api", "iam"}
+	},
+	"no event.id":                       func(m map[string]any) { delete(objAt(m, "event"), "id") },
+	"a client's request id as event.id": func(m map[string]any) { objAt(m, "event")["id"] = "it-bot-1" },
+	"another logger":                    func(m map[string]any) { m["logger"] = "http.log.access" },
 	// The encoder always writes UTC; a zone offset means the line
 	// was not written by it.
 	"timestamp with an offset": func(m map[string]any) { m["@timestamp"] = "2026-11-25T11:00:00+01:00" },
@@ -542,5 +564,47 @@ func TestDocExamplesValidate(t *testing.T) {
 	}
 	if n < 10 {
 		t.Errorf("found %d example records in docs/audit.md, want one per outcome", n)
+	}
+}
+
+// TestSchemaAcceptsEarlierRecords: records written before the record
+// conformed to ECS 8.11.0 are still resetguard.audit/v1 records, since
+// durable files keep them (and their chain still verifies, see
+// TestVerifyGoldenFiles): ecs.version "8.11", a request's category
+// ["api", "iam"], event.id equal to http.request.id (none on a repair
+// record), and the chain on the Caddy logger's copy too. Each kind is
+// turned back into that shape; a record mixing the two is refused.
+func TestSchemaAcceptsEarlierRecords(t *testing.T) {
+	sch := auditSchema(t)
+	earlier := func(m map[string]any) {
+		objAt(m, "ecs")["version"] = "8.11"
+		ev := objAt(m, "event")
+		if objAt(m, "resetguard")["kind"] == KindRepair {
+			delete(ev, "id")
+		} else {
+			ev["category"] = []any{"api", "iam"}
+			ev["id"] = objAt(m, "http", "request")["id"]
+		}
+		withChain(m)
+	}
+	for name, r := range kindRecords(t) {
+		t.Run(name, func(t *testing.T) {
+			m := decodeLine(t, caddyLine(t, r))
+			earlier(m)
+			if err := sch.Validate(m); err != nil {
+				t.Errorf("earlier logger copy does not validate: %v", err)
+			}
+			stripEnvelope(m)
+			if err := sch.Validate(m); err != nil {
+				t.Errorf("earlier file line does not validate: %v", err)
+			}
+			if r.Kind == KindRepair {
+				return
+			}
+			objAt(m, "ecs")["version"] = ECSVersion
+			if err := sch.Validate(m); err == nil {
+				t.Errorf("an %s record with [api, iam] and the request id as event.id validates", ECSVersion)
+			}
+		})
 	}
 }

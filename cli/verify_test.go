@@ -31,7 +31,7 @@ func auditRotatedLog(t *testing.T) string {
 	}
 	for i := range 30 {
 		r := &audit.Record{
-			Timestamp: time.Date(2026, 11, 25, 10, 0, i, 0, time.UTC), EventID: fmt.Sprint("req-", i),
+			Timestamp: time.Date(2026, 11, 25, 10, 0, i, 0, time.UTC), EventID: audit.NewEventID(), RequestID: fmt.Sprint("req-", i),
 			Action: "chat_session.reset", Allowed: true, Outcome: audit.OutcomeSuccess, Method: "POST", Status: 200,
 			Path: "/api/v1/ChatSession/427/Reset", Route: "rest", SessionID: 427,
 			Decision: &audit.Decision{Allow: true, Reasons: []string{"listed_bot"}},

@@ -13,7 +13,7 @@ import (
 // walRequest is an allowed reset's record, the i-th of a run.
 func walRequest(i int) *audit.Record {
 	return &audit.Record{
-		Timestamp: time.Date(2026, 11, 25, 10, 0, i, 0, time.UTC), EventID: fmt.Sprint("req-", i), RequestID: fmt.Sprint("req-", i),
+		Timestamp: time.Date(2026, 11, 25, 10, 0, i, 0, time.UTC), EventID: audit.NewEventID(), RequestID: fmt.Sprint("req-", i),
 		Action: "chat_session.reset", Allowed: true, Outcome: audit.OutcomeSuccess, Method: "POST", Status: 200,
 		Path: "/api/v1/ChatSession/427/Reset", Route: "rest", SessionID: 427, CredScheme: "basic",
 		Fingerprint: "0123456789abcdef0123456789abcdef", PrincipalSource: "none",

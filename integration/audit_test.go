@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/resetguard/caddy-resetguard/audit"
+	"github.com/resetguard/caddy-resetguard/internal/ecstest"
 )
 
 // chainFiles lists a sink's files in chain order: rotated files by name,
@@ -152,6 +154,7 @@ func TestDurableAuditUnderLoad(t *testing.T) {
 		t.Fatalf("%d records for %d requests, want exactly one each", got, total)
 	}
 	verifyChain(t, "under load", files)
+	checkDurableLines(t, files)
 
 	// A request abandoned by its client may be cancelled before the proxy
 	// reaches the backend (its record says allowed, then client_gone), or
@@ -216,6 +219,36 @@ func sendDurableLoad(t *testing.T, total, workers int64) int {
 		t.Fatalf("%d requests failed", failed.Load())
 	}
 	return int(cancelled.Load())
+}
+
+// checkDurableLines holds every durable record in files to ECS 8.11.0's
+// field definitions and to one event.id per record: under load, two
+// records per allowed reset and thousands per second, no id repeats.
+func checkDurableLines(t *testing.T, files []string) {
+	t.Helper()
+	ecs := auditLineECS(t)
+	ids := map[string]string{}
+	for _, p := range files {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("%s:%d: %v", p, i+1, err)
+			}
+			if errs := ecs.Check(m); len(errs) > 0 {
+				t.Fatalf("%s:%d breaks ECS %s:%s\n%s", p, i+1, ecstest.Version, ecstest.Join(errs), line)
+			}
+			id, _ := field(m, "event.id").(string)
+			at := fmt.Sprintf("%s:%d", filepath.Base(p), i+1)
+			if prev, dup := ids[id]; dup || id == "" {
+				t.Fatalf("%s: event.id %q, also at %s", at, id, prev)
+			}
+			ids[id] = at
+		}
+	}
 }
 
 // countAllowed counts the allowed records in files, and of them those

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/resetguard/caddy-resetguard/internal/ecstest"
 )
 
 const (
@@ -147,9 +149,27 @@ func auditLineSchema(t testing.TB) *jsonschema.Schema {
 	return auditLineSchemaComp
 }
 
+var (
+	auditECSOnce sync.Once
+	auditECS     *ecstest.Schema
+	auditECSErr  error
+)
+
+// auditLineECS loads the ECS 8.11.0 field definitions once per test
+// binary.
+func auditLineECS(t testing.TB) *ecstest.Schema {
+	t.Helper()
+	auditECSOnce.Do(func() { auditECS, auditECSErr = ecstest.Load("../" + ecstest.Excerpt) })
+	if auditECSErr != nil {
+		t.Fatalf("ECS definitions: %v", auditECSErr)
+	}
+	return auditECS
+}
+
 // validateAuditLine checks one audit log line (a record as Caddy's logger
 // or the durable audit file writes it) against resetguard.audit/v1 and
-// fails the test with the validation error and the line.
+// against ECS 8.11.0's definitions of the fields it uses, and fails the
+// test with the errors and the line.
 func validateAuditLine(t *testing.T, line string) {
 	t.Helper()
 	sch := auditLineSchema(t)
@@ -161,12 +181,18 @@ func validateAuditLine(t *testing.T, line string) {
 	if err := sch.Validate(doc); err != nil {
 		t.Errorf("audit record does not match resetguard.audit/v1: %v\nrecord: %s", err, line)
 	}
+	if m, ok := doc.(map[string]any); ok {
+		if errs := auditLineECS(t).Check(m); len(errs) > 0 {
+			t.Errorf("audit record breaks ECS %s:%s\nrecord: %s", ecstest.Version, ecstest.Join(errs), line)
+		}
+	}
 }
 
-// TestAuditSchemaCompiles keeps the schema file loadable even when no
-// suite that reads records runs (with -short, or -run picking others).
+// TestAuditSchemaCompiles keeps the schema file and the ECS definitions
+// loadable even when no suite that reads records runs (with -short, or
+// -run picking others).
 func TestAuditSchemaCompiles(t *testing.T) {
-	if auditLineSchema(t) == nil {
-		t.Fatal("no compiled schema")
+	if auditLineSchema(t) == nil || auditLineECS(t) == nil {
+		t.Fatal("no compiled schema or ECS definitions")
 	}
 }
