@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/resetguard/caddy-resetguard/audit"
@@ -41,14 +42,35 @@ func (h *Handler) checkBinding(x *exchange) *refusal.Refusal {
 }
 
 // planForward fixes the request an allowed reset will be forwarded as,
-// once the session id is known, so that the intent record names it.
-func (x *exchange) planForward() {
+// once the session id is known, so that the intent record names it. The
+// planned path must classify as the very target decided on: the backend
+// reads it again with its own rewrites, and a path that reads differently
+// (a segment the backend would still rewrite) is refused, not sent.
+func (x *exchange) planForward() *refusal.Refusal {
 	u := url.URL{Path: x.t.ForwardPath(x.sessionID)}
 	f := &audit.Forwarded{Path: u.EscapedPath()}
+	if !sameTarget(classify.Path(f.Path), x.t, x.sessionID) {
+		return refusal.New(http.StatusBadRequest, refusal.PathUnclassifiable,
+			"the request path could not be forwarded as decided")
+	}
 	if x.t.Route == classify.Agents {
 		f.Body = `{"ChatSessionId":` + strconv.FormatInt(int64(x.sessionID), 10) + `}`
 	}
 	x.forwarded = f
+	return nil
+}
+
+// sameTarget reports whether the forwarded path's target is the decided
+// one: route, tenant, prefix and, on the REST route, the id.
+func sameTarget(got, want classify.Target, id int32) bool {
+	if got.Route != want.Route || got.Unclear || got.Tenant != want.Tenant || !strings.EqualFold(got.Prefix, want.Prefix) {
+		return false
+	}
+	if want.Route != classify.REST {
+		return true
+	}
+	n, err := classify.SessionID(got.IDSegment)
+	return err == nil && n == id
 }
 
 // rewrite turns the client's request into the planned one, just before it

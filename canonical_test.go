@@ -122,6 +122,11 @@ func TestBindingRefused(t *testing.T) {
 			body: strings.NewReader("ChatSessionId=427&request[ChatSessionId]=2"), wantStatus: 400, wantReason: refusal.SessionIDAmbiguous, wantAudit: true},
 		{name: "agents nested json id", path: hostileAgentsPath, header: hostileJSON,
 			body: strings.NewReader(`{"ChatSessionId":427,"Request":{"ChatSessionId":2}}`), wantStatus: 400, wantReason: refusal.SessionIDAmbiguous, wantAudit: true},
+		// Reaches Reset only when ';' is part of a segment (IIS); the
+		// canonical path keeps the prefix "/a;b", which the guard's own
+		// reading would read as "/a": not forwarded as decided, refused.
+		{name: "canonical path reads differently", path: "/a;b/api/v1/ChatSession/427/Reset/..;/..",
+			wantStatus: 400, wantReason: refusal.PathUnclassifiable, wantAudit: true},
 		{name: "soap id in the query", path: hostileSOAPPath + "?chatsessionid=2", wantStatus: 400, wantReason: refusal.SessionIDAmbiguous, wantAudit: true,
 			header: map[string]string{"SOAPAction": soaptest.ResetAction}, body: strings.NewReader(soaptest.Envelope("", soaptest.Reset("427")))},
 	})

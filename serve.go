@@ -251,8 +251,7 @@ func (h *Handler) readSessionID(x *exchange) *refusal.Refusal {
 		return ref
 	}
 	x.sessionID = id
-	x.planForward()
-	return nil
+	return x.planForward()
 }
 
 // authenticate finds the caller's one credential and its fingerprint.
