@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/logging"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/plugins"
@@ -127,12 +129,33 @@ type decisionLogger struct {
 	stopped bool
 }
 
-func newDecisionLogger(ctx context.Context, c *DecisionLogConfig, id string) (*decisionLogger, error) {
+// newDecisionLogger starts the manager. policyPaths are the local policy
+// files (policy.paths): loaded into the manager too, so that OPA's plugin
+// evaluates their system.log.mask / system.log.drop rules. If they do
+// not load or compile there, the logger starts without them and
+// maskFromPolicy is false.
+func newDecisionLogger(ctx context.Context, c *DecisionLogConfig, id string, policyPaths []string) (l *decisionLogger, maskFromPolicy bool, err error) {
+	if len(policyPaths) > 0 {
+		res, lerr := loader.NewFileLoader().Filtered(policyPaths, func(_ string, info fs.FileInfo, _ int) bool {
+			return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
+		})
+		if lerr == nil {
+			if l, err = startDecisionLogger(ctx, c, id, plugins.InitFiles(*res)); err == nil {
+				return l, true, nil
+			}
+		}
+	}
+	l, err = startDecisionLogger(ctx, c, id)
+	return l, false, err
+}
+
+func startDecisionLogger(ctx context.Context, c *DecisionLogConfig, id string, opts ...func(*plugins.Manager)) (*decisionLogger, error) {
 	raw, err := c.opaConfig()
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := plugins.New(raw, id, inmem.New(), plugins.Logger(logging.NewNoOpLogger()), plugins.ConsoleLogger(logging.NewNoOpLogger()))
+	opts = append(opts, plugins.Logger(logging.NewNoOpLogger()), plugins.ConsoleLogger(logging.NewNoOpLogger()))
+	mgr, err := plugins.New(raw, id, inmem.New(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("decision_logs: %w", err)
 	}
@@ -144,6 +167,7 @@ func newDecisionLogger(ctx context.Context, c *DecisionLogConfig, id string) (*d
 	p := logs.New(cfg, mgr)
 	mgr.Register(logs.Name, p)
 	if err := mgr.Start(ctx); err != nil {
+		mgr.Stop(context.Background())
 		return nil, fmt.Errorf("decision_logs: %w", err)
 	}
 	l := &decisionLogger{mgr: mgr, plugin: p, queue: make(chan func() *server.Info, dlogQueue), done: make(chan struct{})}

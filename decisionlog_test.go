@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -133,7 +135,7 @@ func TestDecisionLogger(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	l, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL, MinDelay: caddy.Duration(time.Hour), MaxDelay: caddy.Duration(time.Hour)}, "test")
+	l, _, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL, MinDelay: caddy.Duration(time.Hour), MaxDelay: caddy.Duration(time.Hour)}, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +172,7 @@ func TestDecisionLoggerDeadCollector(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-block }))
 	defer srv.Close()
 	defer close(block)
-	l, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL, MinDelay: caddy.Duration(time.Second), MaxDelay: caddy.Duration(time.Second), BufferSizeLimit: 4096}, "test")
+	l, _, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL, MinDelay: caddy.Duration(time.Second), MaxDelay: caddy.Duration(time.Second), BufferSizeLimit: 4096}, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,5 +192,42 @@ func TestDecisionLoggerDeadCollector(t *testing.T) {
 	case <-done:
 	case <-time.After(dlogStopTimeout + 5*time.Second):
 		t.Fatal("stop did not return")
+	}
+}
+
+// TestDecisionLoggerPolicyMask: system.log.mask rules in the local policy
+// files are evaluated by OPA's plugin.
+func TestDecisionLoggerPolicyMask(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mask.rego"), []byte("package system.log\n\nmask contains \"/input/credential/fingerprint\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		b, _ := io.ReadAll(zr)
+		got <- b
+	}))
+	defer srv.Close()
+	l, masks, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL}, "test", []string{dir})
+	if err != nil || !masks {
+		t.Fatalf("err %v, policy masks %v", err, masks)
+	}
+	input := ast.MustParseTerm(`{"action": "reset", "credential": {"fingerprint": "fp-secretish"}}`).Value
+	l.log(func() *server.Info {
+		return decisionInfo("r", input, "data.x", "", policy.Decision{Allow: true}, nil, 0, time.Now())
+	})
+	l.stop()
+	select {
+	case b := <-got:
+		if bytes.Contains(b, []byte("fp-secretish")) || !bytes.Contains(b, []byte(`"erased"`)) {
+			t.Errorf("mask rule not applied: %s", b)
+		}
+	default:
+		t.Fatal("no batch")
 	}
 }

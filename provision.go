@@ -91,12 +91,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.policy = pm
 	if dl := h.Policy.DecisionLogs; dl != nil {
-		l, err := newDecisionLogger(ctx, dl, audit.NewEventID())
+		l, masks, err := newDecisionLogger(ctx, dl, audit.NewEventID(), h.Policy.Paths)
 		if err != nil {
 			pm.Stop(context.Background())
 			return fmt.Errorf("reset_guard: %w", err)
 		}
 		h.dlog = l
+		h.logger.Info("decision logs on", zap.String("service", redactURL(dl.URL)),
+			zap.Bool("policy_mask_rules", masks))
 	}
 	h.provisioned = time.Now()
 	h.counts = new(outcomeCounts)
