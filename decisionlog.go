@@ -27,6 +27,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/server"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
+	"go.uber.org/zap"
+
 	"github.com/resetguard/caddy-resetguard/audit"
 	"github.com/resetguard/caddy-resetguard/policy"
 )
@@ -121,6 +123,7 @@ func (c *DecisionLogConfig) opaConfig() ([]byte, error) {
 // request path never waits on OPA's plugin; a full queue drops.
 type decisionLogger struct {
 	mgr     *plugins.Manager
+	zlog    logging.Logger
 	plugin  *logs.Plugin
 	queue   chan func() *server.Info
 	done    chan struct{}
@@ -134,27 +137,31 @@ type decisionLogger struct {
 // evaluates their system.log.mask / system.log.drop rules. If they do
 // not load or compile there, the logger starts without them and
 // maskFromPolicy is false.
-func newDecisionLogger(ctx context.Context, c *DecisionLogConfig, id string, policyPaths []string) (l *decisionLogger, maskFromPolicy bool, err error) {
+func newDecisionLogger(ctx context.Context, c *DecisionLogConfig, id string, policyPaths []string, zl *zap.Logger) (l *decisionLogger, maskFromPolicy bool, err error) {
+	if zl == nil {
+		zl = zap.NewNop()
+	}
+	ol := opaLogger{zl.Named("decision_logs")}
 	if len(policyPaths) > 0 {
 		res, lerr := loader.NewFileLoader().Filtered(policyPaths, func(_ string, info fs.FileInfo, _ int) bool {
 			return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
 		})
 		if lerr == nil {
-			if l, err = startDecisionLogger(ctx, c, id, plugins.InitFiles(*res)); err == nil {
+			if l, err = startDecisionLogger(ctx, c, id, ol, plugins.InitFiles(*res)); err == nil {
 				return l, true, nil
 			}
 		}
 	}
-	l, err = startDecisionLogger(ctx, c, id)
+	l, err = startDecisionLogger(ctx, c, id, ol)
 	return l, false, err
 }
 
-func startDecisionLogger(ctx context.Context, c *DecisionLogConfig, id string, opts ...func(*plugins.Manager)) (*decisionLogger, error) {
+func startDecisionLogger(ctx context.Context, c *DecisionLogConfig, id string, ol logging.Logger, opts ...func(*plugins.Manager)) (*decisionLogger, error) {
 	raw, err := c.opaConfig()
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, plugins.Logger(logging.NewNoOpLogger()), plugins.ConsoleLogger(logging.NewNoOpLogger()))
+	opts = append(opts, plugins.Logger(ol), plugins.ConsoleLogger(logging.NewNoOpLogger()))
 	mgr, err := plugins.New(raw, id, inmem.New(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("decision_logs: %w", err)
@@ -170,7 +177,7 @@ func startDecisionLogger(ctx context.Context, c *DecisionLogConfig, id string, o
 		mgr.Stop(context.Background())
 		return nil, fmt.Errorf("decision_logs: %w", err)
 	}
-	l := &decisionLogger{mgr: mgr, plugin: p, queue: make(chan func() *server.Info, dlogQueue), done: make(chan struct{})}
+	l := &decisionLogger{mgr: mgr, zlog: ol, plugin: p, queue: make(chan func() *server.Info, dlogQueue), done: make(chan struct{})}
 	go l.run()
 	return l, nil
 }
@@ -217,6 +224,9 @@ func (l *decisionLogger) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), dlogStopTimeout)
 	defer cancel()
 	l.mgr.Stop(ctx)
+	if n := l.dropped.Load(); n > 0 {
+		l.zlog.Warn("%d decision log events dropped: the queue was full", n)
+	}
 }
 
 // maskedInputKeys are header names whose values are replaced before an
@@ -311,3 +321,22 @@ func decisionInfo(requestID string, in ast.Value, query, revision string, dec po
 func queryPath(q string) string {
 	return strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(q, "data."), "data"), ".", "/")
 }
+
+// opaLogger passes the plugin's own messages (upload failures, dropped
+// buffer events) to the handler's zap logger: errors and warnings as
+// warnings, the rest at debug.
+type opaLogger struct{ z *zap.Logger }
+
+func (l opaLogger) Debug(f string, a ...any) { l.z.Debug(fmt.Sprintf(f, a...)) }
+func (l opaLogger) Info(f string, a ...any)  { l.z.Debug(fmt.Sprintf(f, a...)) }
+func (l opaLogger) Warn(f string, a ...any)  { l.z.Warn(fmt.Sprintf(f, a...)) }
+func (l opaLogger) Error(f string, a ...any) { l.z.Warn(fmt.Sprintf(f, a...)) }
+func (l opaLogger) WithFields(fields map[string]any) logging.Logger {
+	zf := make([]zap.Field, 0, len(fields))
+	for k, v := range fields {
+		zf = append(zf, zap.Any(k, v))
+	}
+	return opaLogger{l.z.With(zf...)}
+}
+func (opaLogger) GetLevel() logging.Level { return logging.Debug }
+func (opaLogger) SetLevel(logging.Level)  {}

@@ -135,7 +135,7 @@ func TestDecisionLogger(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	l, _, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL, MinDelay: caddy.Duration(time.Hour), MaxDelay: caddy.Duration(time.Hour)}, "test", nil)
+	l, _, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL, MinDelay: caddy.Duration(time.Hour), MaxDelay: caddy.Duration(time.Hour)}, "test", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestDecisionLoggerDeadCollector(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-block }))
 	defer srv.Close()
 	defer close(block)
-	l, _, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL, MinDelay: caddy.Duration(time.Second), MaxDelay: caddy.Duration(time.Second), BufferSizeLimit: 4096}, "test", nil)
+	l, _, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL, MinDelay: caddy.Duration(time.Second), MaxDelay: caddy.Duration(time.Second), BufferSizeLimit: 4096}, "test", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestDecisionLoggerPolicyMask(t *testing.T) {
 		got <- b
 	}))
 	defer srv.Close()
-	l, masks, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL}, "test", []string{dir})
+	l, masks, err := newDecisionLogger(context.Background(), &DecisionLogConfig{URL: srv.URL}, "test", []string{dir}, nil)
 	if err != nil || !masks {
 		t.Fatalf("err %v, policy masks %v", err, masks)
 	}

@@ -91,7 +91,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.policy = pm
 	if dl := h.Policy.DecisionLogs; dl != nil {
-		l, masks, err := newDecisionLogger(ctx, dl, audit.NewEventID(), h.Policy.Paths)
+		l, masks, err := newDecisionLogger(ctx, dl, audit.NewEventID(), h.Policy.Paths, h.logger)
 		if err != nil {
 			pm.Stop(context.Background())
 			return fmt.Errorf("reset_guard: %w", err)
