@@ -164,6 +164,21 @@ var policyOptions = map[string]option[PolicyConfig]{
 	"dry_run":      flagOption(func(p *PolicyConfig) *bool { return &p.DryRun }),
 
 	"allow_network_builtins": flagOption(func(p *PolicyConfig) *bool { return &p.AllowNetworkBuiltins }),
+
+	"decision_logs": subBlock("decision_logs", decisionLogOptions, func(c *DecisionLogConfig) []*string { return []*string{&c.URL} },
+		func(p *PolicyConfig, c *DecisionLogConfig) { p.DecisionLogs = c }),
+}
+
+var decisionLogOptions = map[string]option[DecisionLogConfig]{
+	"min_delay":         durationOption(func(c *DecisionLogConfig) *caddy.Duration { return &c.MinDelay }),
+	"max_delay":         durationOption(func(c *DecisionLogConfig) *caddy.Duration { return &c.MaxDelay }),
+	"buffer_size_limit": sizeOption(func(c *DecisionLogConfig) *int64 { return &c.BufferSizeLimit }),
+	"header": argsOption(func(c *DecisionLogConfig, args []string) {
+		if c.Headers == nil {
+			c.Headers = map[string]string{}
+		}
+		c.Headers[args[0]] = strings.Join(args[1:], " ")
+	}),
 }
 
 var remoteOptions = map[string]option[RemoteBundle]{

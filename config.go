@@ -100,6 +100,11 @@ type PolicyConfig struct {
 	// policy's tests do not see. With it they run under Timeout, so a
 	// slow service ends in ErrorStatus, never in an allow.
 	AllowNetworkBuiltins bool `json:"allow_network_builtins,omitempty"`
+
+	// DecisionLogs sends every evaluated decision, in OPA's decision-log
+	// format, to a log service through OPA's decision_logs plugin. Off
+	// when unset.
+	DecisionLogs *DecisionLogConfig `json:"decision_logs,omitempty"`
 }
 
 // SessionLookup configures the pre-reset session lookup.
@@ -359,6 +364,7 @@ func (p *PolicyConfig) validate() error {
 		optionalDuration("policy.timeout", p.Timeout, 0, maxPolicyTimeout),
 		status,
 		p.Remote.validate(),
+		p.DecisionLogs.validate(),
 	)
 }
 

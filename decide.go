@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/open-policy-agent/opa/v1/server"
 	"go.uber.org/zap"
 
 	"github.com/resetguard/caddy-resetguard/audit"
@@ -45,8 +46,9 @@ func (h *Handler) decide(x *exchange) *refusal.Refusal {
 		return refusal.New(http.StatusServiceUnavailable, refusal.PolicyNotReady, "no access policy is active yet")
 	}
 	in := h.input(x)
+	iv := in.Value()
 	evalStart := time.Now()
-	dec, err := engine.Eval(x.r.Context(), in.Value())
+	dec, err := engine.Eval(x.r.Context(), iv)
 	x.decision = &audit.Decision{
 		Allow:    err == nil && dec.Allow,
 		DryRun:   h.Policy.DryRun,
@@ -56,6 +58,13 @@ func (h *Handler) decide(x *exchange) *refusal.Refusal {
 		Eval:     time.Since(evalStart),
 	}
 	metricsFor(x.r.Context()).evalSeconds.Observe(x.decision.Eval.Seconds())
+	if h.dlog != nil {
+		// Built off the request path, by the logger's goroutine.
+		rid, eval := x.requestID, x.decision.Eval
+		h.dlog.log(func() *server.Info {
+			return decisionInfo(rid, iv, engine.Query(), engine.Revision(), dec, err, eval, evalStart)
+		})
+	}
 	x.verdict = h.verdict(dec, err)
 	switch {
 	case err != nil && x.r.Context().Err() != nil:

@@ -99,6 +99,7 @@ type Handler struct {
 	id          *identity
 	fingerprint *credential.Fingerprinter
 	policy      *policy.Manager
+	dlog        *decisionLogger // nil: decision logs off
 	lookup      *superoffice.Client
 	customer    *audit.CustomerRedactor
 	fileSink    *audit.FileSink

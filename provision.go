@@ -90,6 +90,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("reset_guard: %w", err)
 	}
 	h.policy = pm
+	if dl := h.Policy.DecisionLogs; dl != nil {
+		l, masks, err := newDecisionLogger(ctx, dl, audit.NewEventID(), h.Policy.Paths, h.logger)
+		if err != nil {
+			pm.Stop(context.Background())
+			return fmt.Errorf("reset_guard: %w", err)
+		}
+		h.dlog = l
+		h.logger.Info("decision logs on", zap.String("service", redactURL(dl.URL)),
+			zap.Bool("policy_mask_rules", masks))
+	}
 	h.provisioned = time.Now()
 	h.counts = new(outcomeCounts)
 	registerHandler(h)
@@ -100,6 +110,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		<-ctx.Done()
 		unregisterHandler(h)
 		h.unbindMetrics()
+		h.dlog.stop()
 	}()
 	h.logger.Info("policy prepared",
 		zap.String("query", pm.Query()),
@@ -150,6 +161,7 @@ func (h *Handler) Cleanup() error {
 	if h.policy != nil {
 		h.policy.Stop(context.Background())
 	}
+	h.dlog.stop()
 	h.id.close()
 	if h.fileSinkKey != "" {
 		if _, err := fileSinks.Delete(h.fileSinkKey); err != nil {

@@ -40,6 +40,8 @@ const (
 	handlePathURL = "http://localhost:9094" // handle_path /gw/* { reverse_proxy }
 	routeURL      = "http://localhost:9095" // route { reverse_proxy }
 	nestedURL     = "http://localhost:9096" // handle { handle /api/* { reverse_proxy } }
+	// A gateway sending OPA decision logs to the loopback collector.
+	decisionLogsURL = "http://localhost:9097"
 )
 
 // siteParams are the paths and addresses only known once the stand-ins
@@ -57,6 +59,7 @@ type siteParams struct {
 	Bundles           string // the bundle service's URL
 	JWKS              string
 	Issuer, Audience  string
+	DecisionLogs      string // the decision-log collector's URL
 }
 
 // gatewayTemplate is the Caddyfile of the shared gateway. "policy" is the
@@ -90,6 +93,20 @@ http://localhost:9080 {
 		{{template "policy" .}}
 		fingerprint_key integration-test-key
 		request_body_timeout 1s
+	}
+	reverse_proxy {{.Upstream}}
+}
+http://localhost:9097 {
+	reset_guard {
+		policy {{.PolicyDir}} {
+			query data.resetguard.test.decision
+			timeout 2s
+			decision_logs {{.DecisionLogs}} {
+				min_delay 1s
+				max_delay 1s
+			}
+		}
+		fingerprint_key integration-test-key
 	}
 	reverse_proxy {{.Upstream}}
 }

@@ -39,9 +39,10 @@ type gateway struct {
 	backend   *backend
 	identity  *identityFixture
 	bundles   *bundletest.Server
-	config    string // the Caddyfile loaded
-	reloadDir string // the policy directory of reloadURL
-	auditPath string // the Caddy logger's records, all sites
+	dlogs     *logCollector // decision logs of decisionLogsURL
+	config    string        // the Caddyfile loaded
+	reloadDir string        // the policy directory of reloadURL
+	auditPath string        // the Caddy logger's records, all sites
 	// durableDir and rotateDir hold the durable audit files of
 	// durableURL and rotateURL.
 	durableDir, rotateDir string
@@ -91,6 +92,7 @@ func newGateway(t *testing.T) *gateway {
 		backend:    be,
 		identity:   idf,
 		bundles:    bundletest.NewServer(v1),
+		dlogs:      newLogCollector(),
 		auditPath:  filepath.Join(dir, "audit.log"),
 		reloadDir:  filepath.Join(dir, "reload-policy"),
 		durableDir: filepath.Join(dir, "durable"),
@@ -134,6 +136,7 @@ func (g *gateway) siteParams(t *testing.T) siteParams {
 		JWKS:              g.identity.jwks.URL,
 		Issuer:            issuer,
 		Audience:          audience,
+		DecisionLogs:      g.dlogs.srv.URL,
 	}
 }
 
