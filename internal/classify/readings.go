@@ -114,13 +114,19 @@ func (f *features) add(d string) {
 	f.query = f.query || strings.ContainsAny(d, "?#")
 	f.params = f.params || strings.Contains(d, ";")
 	d = strings.ReplaceAll(d, `\`, "/")
-	f.empty = f.empty || strings.Contains(d, "//")
+	// A segment is empty when written so ("//") or once cut at ';' or a
+	// NUL ("Reset/%00/..").
+	f.empty = f.empty || strings.Contains(d, "//") || strings.ContainsAny(d, ";\x00")
 	f.paren = f.paren || strings.Contains(d, "(")
-	for s := range strings.SplitSeq(d, "/") {
-		t := trimSegment(s)
-		f.trailing = f.trailing || t != s
-		f.dotdot = f.dotdot || strings.Contains(s, "..")
-		f.ambiguousDots = f.ambiguousDots || t == "" && s != ".." && strings.Contains(s, "..")
+	for raw := range strings.SplitSeq(d, "/") {
+		f.dotdot = f.dotdot || strings.Contains(raw, "..")
+		// Each segment as a reading may see it: whole, or cut at ';' or
+		// a NUL.
+		for _, s := range []string{raw, cutAt(raw, ";\x00"), cutAt(raw, "\x00")} {
+			t := trimSegment(s)
+			f.trailing = f.trailing || t != s
+			f.ambiguousDots = f.ambiguousDots || t == "" && s != ".." && strings.Contains(s, "..")
+		}
 	}
 }
 
@@ -213,12 +219,10 @@ func normalise(p string, rd reading) []string {
 	segs := make([]string, 0, len(raw))
 	var modifiers []string
 	for _, s := range raw {
-		cut := "\x00"
-		if !rd.keepParams {
-			cut = ";\x00"
-		}
-		if i := strings.IndexAny(s, cut); i >= 0 {
-			s = s[:i]
+		if rd.keepParams {
+			s = cutAt(s, "\x00")
+		} else {
+			s = cutAt(s, ";\x00")
 		}
 		parent := s == ".."
 		if !rd.lateTrim && s != "." && s != ".." {
@@ -279,6 +283,14 @@ func finish(segs, modifiers []string, rd reading) []string {
 		}
 	}
 	return out
+}
+
+// cutAt is s up to the first of chars.
+func cutAt(s, chars string) string {
+	if i := strings.IndexAny(s, chars); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // trimSegment drops trailing dots and white space, which IIS ignores.
